@@ -1,0 +1,853 @@
+# SPDX-License-Identifier: MIT
+"""aiolab benchmarks, measured beside their peers in the same run.
+
+Command line (from the repository root; `make bench` runs exactly this):
+
+    /usr/bin/python3 tests/bench/run.py --build build/release --out build/bench
+
+    --build DIR    a release build of aiolab (DIR/libaiolab.so, `make RELEASE=1`)
+    --out DIR      where the programs, results.json, report.md and the PNG
+                   plots go (created)
+    --quick        few iterations and 3 runs per figure: a smoke run (~1 min)
+    --only ROWS    comma-separated rows, by number or name:
+                   1 bh, 2 wakeup, 3 pingpong, 4 timer, 5 fd, 6 coroutine,
+                   7 trace
+    --runs N       runs per figure (default 5, --quick 3; at least 3)
+    --cpus A,B     the loop CPU and the other CPU (default 1,0)
+    --no-aiolab    peers only (no aiolab build needed; for debugging)
+
+The runner builds every program itself with $CC (default cc) into OUT/bin:
+the peers (floor, libevent, GLib, libuv) and bench-aiolab, linked with
+`-Ic/include -L<build> -laiolab -Wl,-rpath,<abs build>`.  The asyncio and
+uvloop peers run under this interpreter.
+
+Rules (docs: shared/DESIGN.md section 3): each figure is the median of
+--runs process runs, interleaved with the peers' runs (A B C A B C ...);
+every row names its thread placement (threads pinned with
+sched_setaffinity); every target is evaluated against peers measured in
+this same run; each aiolab row is measured with tracing on (the default)
+and off (aiolab_trace_set_enabled(false)), and both are judged.
+
+Exit status: 0 when every program ran (targets that MISS are reported, not
+failed: timing is measured, never asserted), 1 when a program failed.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+# ---------------------------------------------------------------------------
+# What is measured
+# ---------------------------------------------------------------------------
+
+
+class Impl:
+    """One implementation in a row: a program, its arguments, its label."""
+
+    def __init__(self, key, prog, args=(), label=None, aiolab=False,
+                 trace=None, note=""):
+        self.key = key
+        self.prog = prog            # bench-<prog> or "asyncio"
+        self.args = list(args)
+        self.label = label          # filled from the program's JSON if None
+        self.aiolab = aiolab
+        self.trace = trace          # "on" / "off" for aiolab
+        self.note = note
+
+
+def aiolab_pair(key, args=(), label="aiolab", note=""):
+    """The same aiolab measurement with tracing on (default) and off."""
+    return [Impl(key, "aiolab", list(args) + ["trace=on"], label, True, "on",
+                 note),
+            Impl(key + "-notrace", "aiolab", list(args) + ["trace=off"],
+                 label + " (trace off)", True, "off", note)]
+
+
+class Check:
+    """One clause of a target: aiolab's figure against a bound.
+
+    bound(med) returns the bound from the medians of this run (a dict
+    key -> median), or None when a peer is missing; le means the aiolab
+    figure must be <= the bound (else >=), strict means < (or >).
+    """
+
+    def __init__(self, text, aiolab_key, bound, le=True, strict=False,
+                 metric="value"):
+        self.text = text
+        self.aiolab_key = aiolab_key
+        self.bound = bound
+        self.le = le
+        self.strict = strict
+        self.metric = metric
+
+    def evaluate(self, med, suffix):
+        key = self.aiolab_key + suffix
+        a = med.get((key, self.metric))
+        b = self.bound(med)
+        if a is None or b is None:
+            return a, b, None
+        if self.le:
+            ok = a < b if self.strict else a <= b
+        else:
+            ok = a > b if self.strict else a >= b
+        return a, b, ok
+
+
+def peer(key, metric="value", scale=1.0, add=0.0):
+    def f(med):
+        v = med.get((key, metric))
+        return None if v is None else v * scale + add
+    return f
+
+
+def const(v):
+    return lambda med: v
+
+
+class Row:
+    def __init__(self, num, name, title, unit, placement, impls, checks,
+                 what, metrics=("value",), cdf=False, ratio_to=None,
+                 logx=False):
+        self.num = num
+        self.name = name
+        self.title = title
+        self.unit = unit
+        self.placement = placement
+        self.impls = impls
+        self.checks = checks
+        self.what = what            # one paragraph: what exactly is timed
+        self.metrics = metrics      # "value" first; e.g. p99 too
+        self.cdf = cdf
+        self.ratio_to = ratio_to    # aiolab key the ratio column uses
+        self.logx = logx
+
+
+def rows(cpu, cpu2):
+    one = "1 thread, pinned to CPU %d" % cpu
+    other = ("requester pinned to CPU %d, event loop pinned to CPU %d "
+             "(other CPU)" % (cpu2, cpu))
+    same = ("both event loops pinned to CPU %d (same CPU); the starting "
+            "thread waits on CPU %d" % (cpu, cpu2))
+    timer = ("event-loop thread pinned to CPU %d (aiolab: the IOThread; its "
+             "creator sleeps on CPU %d)" % (cpu, cpu2))
+    R = []
+    R.append(Row(
+        1, "bh", "Deferred callback: schedule + dispatch", "ns/callback",
+        one,
+        aiolab_pair("aiolab", ["bh"]) + [
+            Impl("libevent", "libevent", ["bh"]),
+            Impl("libuv", "libuv", ["bh"]),
+            Impl("glib-idle", "glib", ["bh", "variant=idle"]),
+            Impl("glib-ready", "glib", ["bh", "variant=readytime"]),
+            Impl("asyncio", "asyncio", ["bh", "loop=asyncio"]),
+            Impl("uvloop", "asyncio", ["bh", "loop=uvloop"]),
+            Impl("floor", "floor", ["bh"]),
+        ],
+        [Check("aiolab <= 150 ns", "aiolab", const(150.0)),
+         Check("aiolab < libevent", "aiolab", peer("libevent"),
+               strict=True)],
+        "One callback scheduled and then dispatched by one non-blocking loop "
+        "iteration, in a loop.  aiolab: qemu_bh_schedule() + "
+        "aio_poll(ctx, false) on a fresh aio_context_new() with nothing else "
+        "registered; libevent: event_active() + event_base_loop(EVLOOP_ONCE|"
+        "EVLOOP_NONBLOCK); libuv: uv_idle_start() + uv_run(UV_RUN_NOWAIT), "
+        "the callback stops the idle handle; GLib: g_idle_add() (a new source "
+        "each time) or a persistent source armed with "
+        "g_source_set_ready_time(0), one g_main_context_iteration(FALSE) "
+        "each; asyncio/uvloop: each callback call_soon()s the next, so each "
+        "runs in its own loop iteration; floor: set a flag, test it, call "
+        "through a function pointer.",
+        ratio_to="aiolab"))
+    R.append(Row(
+        2, "wakeup", "Cross-thread wake-up round trip", "ns",
+        other,
+        aiolab_pair("aiolab", ["wakeup"],
+                    note="IOThread, poll-max-ns 32768 (default), "
+                         "adaptive polling") +
+        aiolab_pair("aiolab-poll0", ["wakeup", "poll_max_ns=0"],
+                    label="aiolab poll-max-ns 0",
+                    note="IOThread, polling off: it sleeps") + [
+            Impl("libevent", "libevent", ["wakeup"],
+                 note="event_active() from the requester, "
+                      "evthread_use_pthreads()"),
+            Impl("glib", "glib", ["wakeup"]),
+            Impl("libuv", "libuv", ["wakeup"]),
+            Impl("floor-futex", "floor", ["wakeup", "variant=futex"],
+                 note="server sleeps in FUTEX_WAIT"),
+            Impl("floor-spin", "floor", ["wakeup", "variant=spin"],
+                 note="server busy-polls a flag: the cache-line round trip"),
+        ],
+        [Check("aiolab p50 <= 2 us", "aiolab", const(2000.0))],
+        "The requester stores 0 in a flag, asks the loop thread to run a "
+        "callback that stores 1, and spins until it sees 1; back to back, "
+        "one sample per round trip (p50 and p99 over 20000).  aiolab: "
+        "qemu_bh_schedule() of a BH of an IOThread's context (iothread_create"
+        "); libevent: event_active() on another thread's base; GLib: "
+        "g_main_context_invoke() into a context run by g_main_loop_run() "
+        "on the other thread; libuv: uv_async_send().",
+        metrics=("value", "p99"), cdf=True, ratio_to="aiolab", logx=True))
+    R.append(Row(
+        3, "pingpong", "Blocking ping-pong between two event loops",
+        "ns/round trip",
+        same,
+        aiolab_pair("aiolab", ["pingpong", "poll_max_ns=0"],
+                    note="two IOThreads, poll-max-ns 0") + [
+            Impl("libevent", "libevent", ["pingpong"],
+                 note="two event_bases, event_active() across"),
+            Impl("glib", "glib", ["pingpong"]),
+            Impl("libuv", "libuv", ["pingpong"]),
+            Impl("floor", "floor", ["pingpong"],
+                 note="two threads in FUTEX_WAIT"),
+        ],
+        [Check("aiolab <= 1.2 x libevent", "aiolab",
+               peer("libevent", scale=1.2))],
+        "A token goes back and forth between two event loops that really "
+        "sleep; each side's callback hands the token to the other loop "
+        "(aiolab: qemu_bh_schedule() of the other IOThread's BH).  The figure "
+        "is the p50 of the time between two runs of the first loop's "
+        "callback (one round trip: two cross-thread wake-ups and two context "
+        "switches on one CPU).",
+        metrics=("value", "p99", "mean"), cdf=True, ratio_to="aiolab",
+        logx=True))
+    R.append(Row(
+        4, "timer", "1 ms timer lateness", "ns late",
+        timer,
+        aiolab_pair("aiolab", ["timer"],
+                    note="aio_timer_new() on an IOThread's context "
+                         "(poll-max-ns 32768), QEMU_CLOCK_REALTIME") + [
+            Impl("libevent", "libevent", ["timer"],
+                 note="EVENT_BASE_FLAG_PRECISE_TIMER"),
+            Impl("libuv", "libuv", ["timer"]),
+            Impl("glib", "glib", ["timer"]),
+            Impl("asyncio", "asyncio", ["timer", "loop=asyncio"]),
+            Impl("floor", "floor", ["timer", "variant=slack1"],
+                 note="prctl(PR_SET_TIMERSLACK, 1)"),
+            Impl("floor-slack", "floor", ["timer", "variant=default"],
+                 note="the default 50 us timer slack, for comparison"),
+        ],
+        [Check("aiolab p50 <= 35 us", "aiolab", const(35000.0)),
+         Check("aiolab p50 <= libevent precise p50 + 3 us", "aiolab",
+               peer("libevent", add=3000.0))],
+        "A timer armed 1 ms ahead, re-armed from its own callback; lateness "
+        "= time the callback starts minus the deadline (1000 samples).  Each "
+        "library gets its own finest interface: aiolab ns, libevent us "
+        "(timerfd with the precise flag), GLib us ready times (its poll "
+        "timeout is rounded up to ms), libuv and asyncio ms.",
+        metrics=("value", "p99"), cdf=True, ratio_to="aiolab", logx=True))
+    R.append(Row(
+        5, "fd", "fd readiness dispatch", "ns/event",
+        one,
+        aiolab_pair("aiolab-epoll", ["fd", "fdmon=epoll"],
+                    label="aiolab epoll",
+                    note="aiolab_aio_context_set_fdmon(ctx, \"epoll\")") +
+        aiolab_pair("aiolab-poll", ["fd", "fdmon=poll"],
+                    label="aiolab poll(2)") + [
+            Impl("libevent", "libevent", ["fd"]),
+            Impl("libuv", "libuv", ["fd"]),
+            Impl("glib", "glib", ["fd"]),
+            Impl("floor", "floor", ["fd"], note="raw epoll_wait(0) + read"),
+        ],
+        [Check("aiolab epoll >= libevent (events/s)", "aiolab-epoll",
+               peer("libevent"))],
+        "One eventfd written, then one non-blocking loop iteration whose "
+        "handler reads it (three system calls per event: write, the fd "
+        "monitor's wait, read).  aiolab: aio_set_fd_handler() with no "
+        "io_poll, so aio_poll(ctx, false) consults the fd monitor; libevent: "
+        "a persistent EV_READ event, EVLOOP_ONCE|EVLOOP_NONBLOCK; libuv: "
+        "uv_poll + UV_RUN_NOWAIT; GLib: a unix fd source + one "
+        "g_main_context_iteration(FALSE).  Lower ns/event = higher "
+        "throughput.",
+        ratio_to="aiolab-epoll"))
+    R.append(Row(
+        6, "coroutine", "Coroutine switch", "ns/switch",
+        one,
+        aiolab_pair("aiolab", ["coroutine"]) + [
+            Impl("swapcontext", "floor", ["coroutine",
+                                          "variant=swapcontext"]),
+            Impl("call", "floor", ["coroutine", "variant=call"],
+                 note="an indirect function call, for scale"),
+        ],
+        [Check("aiolab <= 30 ns", "aiolab", const(30.0))],
+        "qemu_coroutine_enter() of a coroutine that loops on "
+        "qemu_coroutine_yield(): the round trip divided by two.  Peer: the "
+        "same with two swapcontext() calls.",
+        ratio_to="aiolab"))
+    R.append(Row(
+        7, "trace", "Cost of one recorded trace event", "ns/event",
+        one,
+        [Impl("aiolab", "aiolab", ["trace", "trace=on"],
+              "aiolab_trace_mark (recorded)", True, "on"),
+         Impl("aiolab-notrace", "aiolab", ["trace", "trace=off"],
+              "aiolab_trace_mark (tracing off)", True, "off"),
+         Impl("empty", "floor", ["trace"], "empty loop (absolute)")],
+        [Check("one recorded event <= 15 ns", "aiolab", const(15.0))],
+        "aiolab_trace_mark() in a loop minus an empty loop, both timed "
+        "alternately in one process (the cost includes the call into the "
+        "shared library).  With tracing off the same loop measures the "
+        "cost of a disabled event.  The target applies to a recorded event.",
+        ratio_to=None))
+    return R
+
+
+# ---------------------------------------------------------------------------
+# Building the programs
+# ---------------------------------------------------------------------------
+
+CFLAGS = ["-O2", "-g", "-std=gnu11", "-D_GNU_SOURCE", "-pthread", "-Wall",
+          "-Wno-unused-parameter"]
+
+
+def pkg_config(pkgs, fallback):
+    try:
+        out = subprocess.run(["pkg-config", "--cflags", "--libs"] + pkgs,
+                             check=True, capture_output=True, text=True)
+        return out.stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return fallback
+
+
+def build(out, build_dir, with_aiolab, log):
+    """Build bench-* into out/bin; returns {prog: path or None}."""
+    cc = os.environ.get("CC", "cc")
+    bindir = out / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    specs = {
+        "floor": [],
+        "libevent": pkg_config(["libevent", "libevent_pthreads"],
+                               ["-levent_pthreads", "-levent"]),
+        "glib": pkg_config(["glib-2.0"], None),
+        "libuv": pkg_config(["libuv"], ["-luv"]),
+    }
+    if with_aiolab:
+        absb = str(build_dir.resolve())
+        specs["aiolab"] = ["-I" + str(ROOT / "c" / "include"), "-L" + absb,
+                           "-laiolab", "-Wl,-rpath," + absb]
+    progs = {}
+    for name, flags in specs.items():
+        src = HERE / ("bench-%s.c" % name)
+        exe = bindir / ("bench-" + name)
+        if flags is None:
+            log("  %-8s skipped (pkg-config found no flags)" % name)
+            progs[name] = None
+            continue
+        cmd = [cc] + CFLAGS + [str(src), "-o", str(exe)] + flags
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if r.returncode != 0:
+            log("  %-8s FAILED to build:\n%s" % (name, r.stderr[-3000:]))
+            progs[name] = None
+            if name == "aiolab":
+                raise SystemExit("run.py: bench-aiolab does not build")
+            continue
+        log("  %-8s %s" % (name, " ".join(cmd)))
+        progs[name] = exe
+    try:
+        import uvloop  # noqa: F401
+        have_uvloop = True
+    except ImportError:
+        have_uvloop = False
+    progs["asyncio"] = HERE / "bench_asyncio.py"
+    progs["_uvloop"] = have_uvloop
+    return progs
+
+
+# ---------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------
+
+
+def child_env():
+    env = dict(os.environ)
+    # The rows choose tracing and the fd monitor themselves.
+    for k in ("AIOLAB_TRACE", "AIOLAB_FDMON"):
+        env.pop(k, None)
+    return env
+
+
+def run_one(progs, impl, common, timeout):
+    if impl.prog == "asyncio":
+        if "loop=uvloop" in impl.args and not progs["_uvloop"]:
+            return None, "uvloop not installed"
+        cmd = [sys.executable, str(progs["asyncio"])] + impl.args + common
+    else:
+        exe = progs.get(impl.prog)
+        if exe is None:
+            return None, "bench-%s not built" % impl.prog
+        cmd = [str(exe)] + impl.args + common
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=timeout, env=child_env(), cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return None, "timed out after %d s: %s" % (timeout, " ".join(cmd))
+    if r.returncode != 0:
+        return None, "exit %d: %s\n%s" % (r.returncode, " ".join(cmd),
+                                          r.stderr[-2000:])
+    try:
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None, "bad output from %s: %r" % (" ".join(cmd),
+                                                 r.stdout[-500:])
+    res["cmd"] = " ".join(cmd)
+    return res, None
+
+
+def measure(row, progs, args, log):
+    """Interleaved runs: A B C ... A B C ...; returns {key: [results]}."""
+    common = ["cpu=%d" % args.cpu, "cpu2=%d" % args.cpu2]
+    if args.quick:
+        common.append("quick=1")
+    timeout = 60 if args.quick else 180
+    results = {impl.key: [] for impl in row.impls}
+    errors = {}
+    skipped = {}
+    for rep in range(args.runs):
+        for impl in row.impls:
+            if impl.key in errors or impl.key in skipped:
+                continue
+            if impl.aiolab and not args.aiolab:
+                skipped[impl.key] = "--no-aiolab"
+                continue
+            res, err = run_one(progs, impl, common, timeout)
+            if res is None:
+                if "not built" in err or "not installed" in err:
+                    skipped[impl.key] = err
+                else:
+                    errors[impl.key] = err
+                    log("    %s: ERROR %s" % (impl.key, err))
+                continue
+            results[impl.key].append(res)
+        log("    run %d/%d: %s" % (rep + 1, args.runs, "  ".join(
+            "%s=%s" % (k, fmt_num(v[-1]["value"]))
+            for k, v in results.items() if v)))
+    return results, errors, skipped
+
+
+def medians(row, results):
+    med = {}
+    for impl in row.impls:
+        rs = results.get(impl.key) or []
+        for m in row.metrics + ("min", "max"):
+            vals = [r[m] for r in rs if m in r]
+            if vals:
+                med[(impl.key, m)] = statistics.median(vals)
+    return med
+
+
+# ---------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------
+
+
+def fmt_num(v):
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 1e6:
+        return "%.2f ms" % (v / 1e6)
+    if a >= 1e4:
+        return "%.1f us" % (v / 1e3)
+    if a >= 1e3:
+        return "%.2f us" % (v / 1e3)
+    if a >= 100:
+        return "%.0f ns" % v
+    if a >= 10:
+        return "%.1f ns" % v
+    return "%.2f ns" % v
+
+
+def label_of(impl, results):
+    if impl.label:
+        return impl.label
+    rs = results.get(impl.key) or []
+    return rs[0]["impl"] if rs else impl.key
+
+
+def verdict(ok):
+    return {True: "**PASS**", False: "**MISS**", None: "n/a"}[ok]
+
+
+def row_table(row, results, med, errors, skipped):
+    lines = []
+    hdr = ["implementation", "median (%s)" % row.unit]
+    for m in row.metrics[1:]:
+        hdr.append(m)
+    hdr += ["each run", "aiolab / this", "notes"]
+    lines.append("| " + " | ".join(hdr) + " |")
+    lines.append("|" + "---|" * len(hdr))
+    ra = med.get((row.ratio_to, "value")) if row.ratio_to else None
+    for impl in row.impls:
+        rs = results.get(impl.key) or []
+        name = label_of(impl, results)
+        if impl.aiolab:
+            name = "**%s**" % name
+        if not rs:
+            why = errors.get(impl.key) or skipped.get(impl.key) or "no data"
+            why = why.splitlines()[0]
+            lines.append("| %s | %s |" % (name, " | ".join(
+                ["-"] * (len(hdr) - 3) + ["", why.replace("|", "/")])))
+            continue
+        v = med[(impl.key, "value")]
+        cells = [name, fmt_num(v)]
+        for m in row.metrics[1:]:
+            cells.append(fmt_num(med.get((impl.key, m))))
+        cells.append(", ".join(fmt_num(r["value"]) for r in rs))
+        if ra is not None and v:
+            cells.append("%.2f" % (ra / v))
+        else:
+            cells.append("-")
+        notes = [impl.note] if impl.note else []
+        extra = rs[0]
+        if "backend" in extra:
+            notes.append("backend " + extra["backend"])
+        if "fdmon" in extra:
+            notes.append("fd monitor " + extra["fdmon"])
+        cpo = [r.get("calls_per_op") for r in rs if "calls_per_op" in r]
+        if cpo and min(cpo) < 0.999:
+            notes.append("WARNING: callback ran on only %.0f%% of "
+                         "iterations" % (100 * min(cpo)))
+        if any(r.get("checks") for r in rs):
+            notes.append("WARNING: threading checks are ON (not a release "
+                         "build)")
+        if "poll_max_ns" in extra and not impl.note:
+            notes.append("poll-max-ns %d" % extra["poll_max_ns"])
+        if row.name == "trace" and "empty_loop_ns" in extra:
+            notes.append("loop %s vs empty %s" % (
+                fmt_num(statistics.median(r["mark_loop_ns"] for r in rs)),
+                fmt_num(statistics.median(r["empty_loop_ns"] for r in rs))))
+        cells.append("; ".join(notes))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def check_results(row, med):
+    """[(check, [(suffix, a, bound, ok)])] for trace on ("") and off."""
+    out = []
+    for c in row.checks:
+        per = []
+        for suffix in ("", "-notrace"):
+            if row.name == "trace" and suffix:
+                continue
+            per.append((suffix,) + c.evaluate(med, suffix))
+        out.append((c, per))
+    return out
+
+
+def row_verdict(checks, suffix):
+    oks = [ok for _, per in checks for s, a, b, ok in per if s == suffix]
+    if not oks or any(ok is None for ok in oks):
+        return None
+    return all(oks)
+
+
+def plot_row(row, results, med, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    impls = [i for i in row.impls if results.get(i.key)]
+    if not impls:
+        return []
+    files = []
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(impls) + 1.4))
+    names = [label_of(i, results) for i in impls]
+    vals = [med[(i.key, "value")] for i in impls]
+    lo = [v - min(r["value"] for r in results[i.key])
+          for v, i in zip(vals, impls)]
+    hi = [max(r["value"] for r in results[i.key]) - v
+          for v, i in zip(vals, impls)]
+    colors = ["#d62728" if i.aiolab and i.trace == "on" else
+              "#ff9896" if i.aiolab else "#1f77b4" for i in impls]
+    y = list(range(len(impls)))[::-1]
+    ax.barh(y, vals, xerr=[lo, hi], color=colors, capsize=3)
+    ax.set_yticks(y)
+    ax.set_yticklabels(names, fontsize=8)
+    positive = [v for v in vals if v > 0]
+    if positive and max(positive) / max(min(positive), 1e-9) > 30:
+        ax.set_xscale("log")
+    for k, c in enumerate(row.checks):
+        b = c.bound(med)
+        if b is not None and b > 0:
+            ax.axvline(b, color="k", ls="--", lw=0.8)
+            ax.text(b, len(impls) - 0.5 - 0.5 * k, " target: " + c.text,
+                    fontsize=7, va="center",
+                    bbox=dict(facecolor="white", alpha=0.7, lw=0))
+    ax.set_xlabel("%s (median of %d runs; whiskers: min/max run)"
+                  % (row.unit, max(len(results[i.key]) for i in impls)))
+    ax.set_title("%d. %s" % (row.num, row.title), fontsize=10)
+    fig.tight_layout()
+    f = "row%d-%s.png" % (row.num, row.name)
+    fig.savefig(out / f, dpi=110)
+    plt.close(fig)
+    files.append(f)
+
+    if row.cdf:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for i in impls:
+            rs = sorted(results[i.key], key=lambda r: r["value"])
+            q = rs[len(rs) // 2].get("quantiles")
+            if not q:
+                continue
+            ax.plot([max(x, 1) for x in q], range(101),
+                    label=label_of(i, results),
+                    lw=2.2 if i.aiolab else 1.2,
+                    ls="-" if (not i.aiolab or i.trace == "on") else ":")
+        ax.set_xscale("log")
+        ax.set_xlabel("ns (the median run of each)")
+        ax.set_ylabel("percentile")
+        ax.set_title("%d. %s: distribution" % (row.num, row.title),
+                     fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        f = "row%d-%s-cdf.png" % (row.num, row.name)
+        fig.savefig(out / f, dpi=110)
+        plt.close(fig)
+        files.append(f)
+    return files
+
+
+def plot_tracing(done, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, on, off = [], [], []
+    for row, results, med in done:
+        for impl in row.impls:
+            if impl.aiolab and impl.trace == "on" and row.name != "trace":
+                a = med.get((impl.key, "value"))
+                b = med.get((impl.key + "-notrace", "value"))
+                if a and b:
+                    labels.append("%d %s\n%s" % (row.num, row.name,
+                                                 impl.label))
+                    on.append(a / b)
+                    off.append(1.0)
+    if not labels:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.4))
+    y = list(range(len(labels)))[::-1]
+    ax.barh(y, on, color="#d62728", label="tracing on / tracing off")
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xlabel("aiolab figure with tracing on, relative to tracing off "
+                  "(1.0 = no cost)")
+    ax.set_title("Tracing's cost per row", fontsize=10)
+    fig.tight_layout()
+    f = "tracing-cost.png"
+    fig.savefig(out / f, dpi=110)
+    plt.close(fig)
+    return f
+
+
+def environment(args, build_dir, done_runs):
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+    cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    env = [
+        ("date", datetime.datetime.now().isoformat(timespec="seconds")),
+        ("machine", "%s, %s CPUs online (%s), kernel %s" % (
+            cpu, os.cpu_count(), sh("nproc"), platform.release())),
+        ("clocksource", sh("cat /sys/devices/system/clocksource/"
+                           "clocksource0/current_clocksource")),
+        ("load before run", sh("cut -d' ' -f1-3 /proc/loadavg")),
+        ("compiler", sh("%s --version | head -1" %
+                        os.environ.get("CC", "cc"))),
+        ("aiolab", "%s, commit %s%s" % (
+            build_dir, sh("git -C %s rev-parse --short HEAD 2>/dev/null"
+                          % ROOT) or "none",
+            " (uncommitted changes)" if sh(
+                "git -C %s status --porcelain -- c 2>/dev/null | head -1"
+                % ROOT) else "")),
+        ("libevent", sh("pkg-config --modversion libevent")),
+        ("libuv", sh("pkg-config --modversion libuv")),
+        ("GLib", sh("pkg-config --modversion glib-2.0")),
+        ("Python", platform.python_version()),
+        ("uvloop", sh("%s -c 'import uvloop; print(uvloop.__version__)'"
+                      % sys.executable) or "not installed"),
+        ("mode", "%s, %d runs per figure, interleaved A B C ... A B C; "
+                 "CPUs: loop %d, other %d" % (
+                     "quick (smoke)" if args.quick else "full",
+                     args.runs, args.cpu, args.cpu2)),
+        ("programs run", str(done_runs)),
+    ]
+    return env
+
+
+def write_report(args, out, build_dir, done, env, errors_all, wall,
+                 trace_plot):
+    L = []
+    L.append("# aiolab benchmarks")
+    L.append("")
+    L.append("Generated by `tests/bench/run.py%s` in %.0f s.  Every figure "
+             "is the median of %d runs of a separate process, interleaved "
+             "with the peers' runs; every target is checked against peers "
+             "measured in this same run.  aiolab is measured twice: with "
+             "tracing on (its default) and off "
+             "(`aiolab_trace_set_enabled(false)`).%s" % (
+                 " --quick" if args.quick else "", wall, args.runs,
+                 "  **Quick mode: few iterations, figures are noisy; "
+                 "a smoke run, not a measurement.**" if args.quick else ""))
+    L.append("")
+    L.append("| | |")
+    L.append("|---|---|")
+    for k, v in env:
+        L.append("| %s | %s |" % (k, v))
+    L.append("")
+    L.append("## Summary")
+    L.append("")
+    L.append("| # | row | placement | aiolab | aiolab (trace off) | "
+             "tracing cost | target | trace on | trace off |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for row, results, med, checks in done:
+        a = med.get((row.checks[0].aiolab_key, "value"))
+        b = med.get((row.checks[0].aiolab_key + "-notrace", "value"))
+        cost = "-"
+        if a is not None and b:
+            cost = ("%+.0f%%" % (100 * (a - b) / b)) if row.name != "trace" \
+                else "-"
+        targets = "; ".join(c.text for c in row.checks)
+        L.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            row.num, row.title, row.placement, fmt_num(a), fmt_num(b), cost,
+            targets, verdict(row_verdict(checks, "")),
+            "n/a" if row.name == "trace" else
+            verdict(row_verdict(checks, "-notrace"))))
+    L.append("")
+    if trace_plot:
+        L.append("![tracing cost](%s)" % trace_plot)
+        L.append("")
+    for row, results, med, checks in done:
+        L.append("## %d. %s (%s, lower is better)" % (row.num, row.title,
+                                                     row.unit))
+        L.append("")
+        L.append("*Placement:* %s.  " % row.placement)
+        L.append(row.what)
+        L.append("")
+        L += row_table(row, results, med, errors_all.get(row.name, {}),
+                       errors_all.get(row.name + "/skipped", {}))
+        L.append("")
+        L.append("| target | aiolab | bound (from this run) | verdict | "
+                 "aiolab, trace off | bound | verdict |")
+        L.append("|---|---|---|---|---|---|---|")
+        for c, per in checks:
+            cells = [c.text]
+            for suffix, a, bnd, ok in per:
+                cells += [fmt_num(a), fmt_num(bnd), verdict(ok)]
+            while len(cells) < 7:
+                cells.append("n/a")
+            L.append("| " + " | ".join(cells) + " |")
+        L.append("")
+        for f in row.plots:
+            L.append("![%s](%s)" % (f, f))
+        L.append("")
+        errs = errors_all.get(row.name, {})
+        for k, e in errs.items():
+            L.append("**%s failed:**" % k)
+            L.append("")
+            L.append("```")
+            L.append(e.strip())
+            L.append("```")
+            L.append("")
+    L.append("## How to read this")
+    L.append("")
+    L.append("- *aiolab / this* is aiolab's median divided by this "
+             "implementation's: below 1.0 aiolab is faster.")
+    L.append("- \"within X% of P\" means at least (1 - X) x P; \"<= 1.2 x "
+             "libevent\" uses libevent's median from this run.")
+    L.append("- Rows 2-4 give p50 as the median figure; the CDF plots show "
+             "each implementation's median run.")
+    L.append("- The raw results (every run, every field, and the exact "
+             "command line of each program) are in `results.json`.")
+    (out / "report.md").write_text("\n".join(L) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build/release")
+    ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--runs", type=int, default=0)
+    ap.add_argument("--cpus", default="1,0")
+    ap.add_argument("--no-aiolab", dest="aiolab", action="store_false")
+    args = ap.parse_args()
+    args.runs = args.runs or (3 if args.quick else 5)
+    if args.runs < 3:
+        ap.error("--runs must be at least 3 (DESIGN.md section 3)")
+    args.cpu, args.cpu2 = (int(x) for x in args.cpus.split(","))
+    if max(args.cpu, args.cpu2) >= (os.cpu_count() or 1):
+        ap.error("--cpus %s: this machine has %d CPUs"
+                 % (args.cpus, os.cpu_count()))
+
+    build_dir = Path(args.build)
+    if not build_dir.is_absolute():
+        build_dir = Path.cwd() / build_dir
+    out = Path(args.out)
+    if not out.is_absolute():
+        out = Path.cwd() / out
+    out.mkdir(parents=True, exist_ok=True)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    t0 = time.monotonic()
+    if args.aiolab and not (build_dir / "libaiolab.so").exists():
+        raise SystemExit("run.py: %s/libaiolab.so not found: build it with "
+                         "`make RELEASE=1` (or pass --no-aiolab)" % build_dir)
+    log("building into %s/bin" % out)
+    progs = build(out, build_dir, args.aiolab, log)
+
+    all_rows = rows(args.cpu, args.cpu2)
+    if args.only:
+        want = set(x.strip() for x in args.only.split(",") if x.strip())
+        all_rows = [r for r in all_rows
+                    if r.name in want or str(r.num) in want]
+        if not all_rows:
+            ap.error("--only %s matches no row" % args.only)
+
+    done, errors_all, raw, nprog = [], {}, {}, 0
+    failed = False
+    for row in all_rows:
+        log("row %d %s (%s)" % (row.num, row.name, row.placement))
+        results, errors, skipped = measure(row, progs, args, log)
+        nprog += sum(len(v) for v in results.values())
+        failed |= bool(errors)
+        errors_all[row.name] = errors
+        errors_all[row.name + "/skipped"] = skipped
+        med = medians(row, results)
+        checks = check_results(row, med)
+        row.plots = plot_row(row, results, med, out)
+        done.append((row, results, med, checks))
+        raw[row.name] = {"placement": row.placement, "unit": row.unit,
+                         "runs": results, "errors": errors,
+                         "skipped": skipped}
+        for c, per in checks:
+            log("    target %s: %s" % (c.text, "  ".join(
+                "%s%s %s vs %s" % ("aiolab", s, fmt_num(a), fmt_num(b))
+                + " " + verdict(ok).strip("*") for s, a, b, ok in per)))
+    trace_plot = plot_tracing([(r, res, m) for r, res, m, _ in done], out)
+    wall = time.monotonic() - t0
+    env = environment(args, build_dir, nprog)
+    (out / "results.json").write_text(json.dumps(
+        {"environment": dict(env), "rows": raw}, indent=1))
+    write_report(args, out, build_dir, done, env, errors_all, wall,
+                 trace_plot)
+    log("wrote %s/report.md (%.0f s)" % (out, wall))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
