@@ -8,21 +8,24 @@
  *
  * Two libc tools can do that:
  *
- *   swapcontext()         can start a function on a brand-new stack, but
- *                         saves and restores the signal mask each time: a
- *                         sigprocmask system call, about 450 ns here.
+ *   makecontext() +       can start a function on a brand-new stack, but
+ *   swapcontext()         swapcontext() saves and restores the signal mask
+ *                         each time: a sigprocmask system call, about
+ *                         450 ns here.
  *   sigsetjmp(env, 0) /   save and restore only registers: about 20 ns.
  *   siglongjmp()          But they can only jump to a point that some
  *                         sigsetjmp() has recorded, on an existing stack.
  *
- * So each stack is started once with makecontext()/swapcontext(), its
- * first act is to record a sigsetjmp() point, and every later switch is a
- * sigsetjmp/siglongjmp pair:
+ * So each stack is started once with makecontext() and setcontext() (the
+ * one-way half of swapcontext(): we come back by siglongjmp, so there is
+ * no context to save, and ASan's swapcontext interceptor would print a
+ * warning in every process), its first act is to record a sigsetjmp()
+ * point, and every later switch is a sigsetjmp/siglongjmp pair:
  *
  *   creator                               new stack (coroutine_trampoline)
  *   -------                               -------------------------------
  *   sigsetjmp(start.env)
- *   swapcontext(&uc) -------------------> sigsetjmp(self->env)
+ *   setcontext(&uc) --------------------> sigsetjmp(self->env)
  *                                         siglongjmp(start.env)
  *   returns the new coroutine <----------'
  *   ...
@@ -254,6 +257,11 @@ static void co_stack_alloc(CoroutineUContext *co)
     }
     co->stack = map + page;
     co->stack_size = COROUTINE_STACK_SIZE;
+#ifdef AIOLAB_CO_ASAN
+    /* The range may have held a thread's stack with poisoned redzones
+     * (ASan's swapcontext interceptor would clear them too). */
+    ASAN_UNPOISON_MEMORY_REGION(co->stack, co->stack_size);
+#endif
 }
 
 static void co_stack_free(CoroutineUContext *co)
@@ -280,7 +288,7 @@ static void coroutine_trampoline(int i0, int i1)
     const void *creator_bottom;
     size_t creator_size;
 
-    /* Arrived by swapcontext() from the creator: a fresh fiber, no fake
+    /* Arrived by setcontext() from the creator: a fresh fiber, no fake
      * stack yet (this frame is on the real stack: ASan allocates none
      * while a switch is in progress). */
     __sanitizer_finish_switch_fiber(NULL, &creator_bottom, &creator_size);
@@ -318,7 +326,7 @@ static void coroutine_trampoline(int i0, int i1)
 
 /*
  * qemu_coroutine_new: allocate a coroutine and start its stack.  Costs
- * two mmap-family calls and a swapcontext: several microseconds, which
+ * two mmap-family calls and a setcontext: several microseconds, which
  * is why qemu-coroutine.c keeps terminated coroutines in a pool.
  */
 Coroutine *qemu_coroutine_new(void)
@@ -326,7 +334,7 @@ Coroutine *qemu_coroutine_new(void)
     CoroutineUContext *creator = co_upcast(qemu_coroutine_self());
     CoroutineUContext *co;
     CoroutineStart start;
-    ucontext_t uc, old_uc;
+    ucontext_t uc;
     PtrInts arg;
 
     co = calloc(1, sizeof(*co));
@@ -354,7 +362,7 @@ Coroutine *qemu_coroutine_new(void)
 #endif
     co->start = &start;
 
-    /* In by swapcontext(), out by siglongjmp() (see the diagram above). */
+    /* In by setcontext(), out by siglongjmp() (see the diagram above). */
     if (!sigsetjmp(start.env, 0)) {
 #ifdef AIOLAB_CO_ASAN
         __sanitizer_start_switch_fiber(&creator->asan_fake_stack,
@@ -363,7 +371,7 @@ Coroutine *qemu_coroutine_new(void)
 #ifdef AIOLAB_CO_TSAN
         __tsan_switch_to_fiber(co->tsan_fiber, 0);
 #endif
-        swapcontext(&old_uc, &uc);
+        setcontext(&uc);
     }
     san_switch_end(creator);
     co->start = NULL;
