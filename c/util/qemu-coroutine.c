@@ -93,9 +93,10 @@ static pthread_key_t pool_key;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static Coroutine *aiolab_coroutine_registry;
 
-/* Statistics (atomic). */
-static uint64_t stat_allocated;     /* ever allocated */
-static uint64_t stat_pooled;        /* in some pool now */
+/* Ever allocated (atomic).  How many are pooled is counted from the
+ * registry when asked: a shared counter would put a locked instruction
+ * on every create and terminate. */
+static uint64_t stat_allocated;
 
 /* Coroutine-safe TLS access: see the comment in coroutine-ucontext.c. */
 static __attribute__((noinline)) LocalPool *pool_local(void)
@@ -139,7 +140,6 @@ static void pool_thread_exit(void *opaque)
     while ((co = QSLIST_FIRST(&lp->list)) != NULL) {
         QSLIST_REMOVE_HEAD(&lp->list, pool_next);
         lp->size--;
-        qatomic_dec(&stat_pooled);
         coroutine_free(co);
     }
 }
@@ -169,7 +169,6 @@ static Coroutine *pool_get(void)
     if (co) {
         QSLIST_REMOVE_HEAD(&lp->list, pool_next);
         lp->size--;
-        qatomic_dec(&stat_pooled);
         qatomic_set(&co->pooled, false);
     }
     return co;
@@ -190,14 +189,12 @@ static void pool_put(Coroutine *co)
         }
         QSLIST_INSERT_HEAD(&lp->list, co, pool_next);
         lp->size++;
-        qatomic_inc(&stat_pooled);
         return;
     }
     pthread_mutex_lock(&global_pool_lock);
     if (global_pool_size < qatomic_read(&global_pool_max)) {
         QSLIST_INSERT_HEAD(&global_pool, co, pool_next);
         qatomic_set(&global_pool_size, global_pool_size + 1);
-        qatomic_inc(&stat_pooled);
         co = NULL;
     }
     pthread_mutex_unlock(&global_pool_lock);
@@ -384,10 +381,18 @@ size_t aiolab_coroutine_list(AiolabCoroutineInfo *out, size_t max)
 
 void aiolab_coroutine_pool_stats(uint64_t *allocated, uint64_t *pooled)
 {
+    Coroutine *co;
+    uint64_t n = 0;
+
     if (allocated) {
         *allocated = qatomic_read(&stat_allocated);
     }
     if (pooled) {
-        *pooled = qatomic_read(&stat_pooled);
+        pthread_mutex_lock(&registry_lock);
+        for (co = aiolab_coroutine_registry; co; co = co->all_next) {
+            n += qatomic_read(&co->pooled);
+        }
+        pthread_mutex_unlock(&registry_lock);
+        *pooled = n;
     }
 }
