@@ -36,6 +36,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#include "util/aio-internal.h"
 #include "util/atomic.h"
 #include "util/check.h"
 #include "util/coroutine-int.h"
@@ -137,6 +138,7 @@ static void pool_thread_exit(void *opaque)
     LocalPool *lp = opaque;
     Coroutine *co;
 
+    lp->armed = false;      /* a later pool_put() (another destructor) re-arms */
     while ((co = QSLIST_FIRST(&lp->list)) != NULL) {
         QSLIST_REMOVE_HEAD(&lp->list, pool_next);
         lp->size--;
@@ -343,15 +345,53 @@ static const char *co_state(Coroutine *co)
 }
 
 /*
+ * A yielded coroutine may outlive the context it last ran in: only the
+ * names of contexts still registered are looked at.
+ */
+typedef struct {
+    AioContext *ctx[64];
+    const char *name[64];
+    int n;
+} LiveContexts;
+
+static void live_context_add(AioContext *ctx, void *opaque)
+{
+    LiveContexts *live = opaque;
+
+    if (live->n < (int)ARRAY_SIZE(live->ctx)) {
+        live->ctx[live->n] = ctx;
+        live->name[live->n] = aiolab_aio_context_get_name(ctx);
+        live->n++;
+    }
+}
+
+static const char *live_context_name(LiveContexts *live, AioContext *ctx)
+{
+    int i;
+
+    for (i = 0; ctx && i < live->n; i++) {
+        if (live->ctx[i] == ctx) {
+            return live->name[i];
+        }
+    }
+    return NULL;
+}
+
+/*
  * The dump may call this from a SIGQUIT handler that interrupted a thread
  * holding registry_lock; waiting for it would deadlock, so try for a
  * while and give up (the list is then empty).
  */
 size_t aiolab_coroutine_list(AiolabCoroutineInfo *out, size_t max)
 {
+    LiveContexts live = { .n = 0 };
     Coroutine *co;
     size_t n = 0;
     int tries;
+
+    if (max) {
+        aio_context_registry_foreach(live_context_add, &live);
+    }
 
     for (tries = 0; pthread_mutex_trylock(&registry_lock) != 0; tries++) {
         if (tries == 1000) {
@@ -370,7 +410,7 @@ size_t aiolab_coroutine_list(AiolabCoroutineInfo *out, size_t max)
             out[n].co = co;
             out[n].state = co_state(co);
             out[n].scheduled_by = qatomic_read(&co->scheduled);
-            out[n].ctx_name = ctx ? aiolab_aio_context_get_name(ctx) : NULL;
+            out[n].ctx_name = live_context_name(&live, ctx);
             out[n].entry = (void *)qatomic_read(&co->entry);
         }
         n++;

@@ -698,6 +698,26 @@ static void test_list(void)
     ASSERT_EQ(aiolab_coroutine_list(NULL, 0), 1);
 }
 
+/* A coroutine may outlive the context it last ran in: the list must not
+ * touch the dead context (ctx_name is then NULL). */
+static void test_list_dead_context(void)
+{
+    AioContext *ctx2 = aio_context_new(&error_abort);
+    Coroutine *co = qemu_coroutine_create(c2_yield_fn, NULL);
+    AiolabCoroutineInfo info;
+
+    qemu_aio_coroutine_enter(ctx2, co);
+    ASSERT_PTR_EQ(qemu_coroutine_get_aio_context(co), ctx2);
+    ASSERT_EQ(aiolab_coroutine_list(&info, 1), 1);
+    ASSERT_STR_EQ(info.ctx_name, aiolab_aio_context_get_name(ctx2));
+
+    aio_context_unref(ctx2);
+    ASSERT_EQ(aiolab_coroutine_list(&info, 1), 1);
+    ASSERT_PTR_EQ(info.co, co);
+    ASSERT_STR_EQ(info.state, "yielded");
+    ASSERT_PTR_EQ(info.ctx_name, NULL);
+}
+
 /* --- /aio/coroutine (from test-aio.c) ---------------------------------- */
 
 typedef struct {
@@ -1033,6 +1053,7 @@ static const TestCase tests[] = {
     { "/pool/global-cap", test_pool_global_cap },
     { "/pool/thread-exit", test_pool_thread_exit },
     { "/pool/list", test_list },
+    { "/pool/list/dead-context", test_list_dead_context },
     { "/aio/coroutine/queue-chaining", test_queue_chaining },
     { "/aio/coroutine/worker-thread-co-enter", test_worker_thread_co_enter },
     { "/aio/coroutine/schedule-fifo", test_schedule_fifo },
