@@ -16,6 +16,7 @@
  *   fd                      eventfd write + epoll_wait(0) + read
  *   coroutine variant=swapcontext | variant=call
  *   trace                   the empty loop
+ *   trace variant=rdtsc     one rdtsc (a trace time stamp) minus the empty loop
  */
 #include "bench.h"
 
@@ -344,8 +345,58 @@ static void empty_batch(void *arg, uint64_t n)
     }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+static volatile uint64_t tsc_sink;
+
+static void rdtsc_batch(void *arg, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        tsc_sink = __rdtsc();
+    }
+}
+
+/* rdtsc, as a trace event's time stamp: like row_trace in bench-aiolab.c,
+ * alternate loops in one process and subtract the empty one. */
+static void row_rdtsc(void)
+{
+    int nb = bench_quick() ? 3 : 9;
+    uint64_t n = bench_quick() ? 200000 : 2000000;
+    double e[16], m[16];
+
+    pin_self(opt_cpu());
+    rdtsc_batch(NULL, n);
+    for (int i = 0; i < nb; i++) {
+        int64_t t0 = now_ns();
+
+        empty_batch(NULL, n);
+        int64_t t1 = now_ns();
+        rdtsc_batch(NULL, n);
+        int64_t t2 = now_ns();
+        e[i] = (double)(t1 - t0) / (double)n;
+        m[i] = (double)(t2 - t1) / (double)n;
+    }
+    double me = median_dbl(e, nb), mm = median_dbl(m, nb);
+
+    json_begin("rdtsc");
+    json_num("empty_loop_ns", me);
+    json_num("rdtsc_loop_ns", mm);
+    json_num("value", mm - me);
+    json_end();
+}
+#else
+static void row_rdtsc(void)
+{
+    die("rdtsc: not an x86 machine");
+}
+#endif
+
 static void row_trace(void)
 {
+    if (!strcmp(opt_str("variant", "empty"), "rdtsc")) {
+        row_rdtsc();
+        return;
+    }
     pin_self(opt_cpu());
     json_begin("empty loop");
     json_throughput(empty_batch, NULL, 1);

@@ -205,7 +205,11 @@ def rows(cpu, cpu2):
             Impl("libevent", "libevent", ["pingpong"],
                  note="two event_bases, event_active() across"),
             Impl("glib", "glib", ["pingpong"]),
-            Impl("libuv", "libuv", ["pingpong"]),
+            Impl("libuv", "libuv", ["pingpong"],
+                 note="libuv 1.44 on one CPU: the woken loop preempts the "
+                      "sender inside uv_async_send() and spins in "
+                      "uv__async_spin() (997 x pause, then sched_yield); "
+                      "perf shows the time there"),
             Impl("floor", "floor", ["pingpong"],
                  note="two threads in FUTEX_WAIT"),
         ],
@@ -289,6 +293,9 @@ def rows(cpu, cpu2):
               "aiolab_trace_mark (recorded)", True, "on"),
          Impl("aiolab-notrace", "aiolab", ["trace", "trace=off"],
               "aiolab_trace_mark (tracing off)", True, "off"),
+         Impl("rdtsc", "floor", ["trace", "variant=rdtsc"],
+              "rdtsc alone (minus the empty loop)",
+              note="the time stamp every recorded event takes"),
          Impl("empty", "floor", ["trace"], "empty loop (absolute)")],
         [Check("one recorded event <= 15 ns", "aiolab", const(15.0))],
         "aiolab_trace_mark() in a loop minus an empty loop, both timed "
@@ -398,6 +405,29 @@ def run_one(progs, impl, common, timeout):
                                                  r.stdout[-500:])
     res["cmd"] = " ".join(cmd)
     return res, None
+
+
+def cpu_snapshot():
+    """(busy, steal) jiffies of the whole machine, our children's CPU s."""
+    import resource
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    steal = v[7] if len(v) > 7 else 0
+    busy = sum(v[:8]) - idle - steal
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy, steal, ru.ru_utime + ru.ru_stime, time.monotonic()
+
+
+def foreign_load(before, after):
+    """CPUs' worth of time used by other processes (and stolen by the
+    hypervisor) while a row ran: our own programs' CPU time is subtracted."""
+    hz = os.sysconf("SC_CLK_TCK")
+    wall = after[3] - before[3]
+    busy = (after[0] - before[0]) / hz
+    steal = (after[1] - before[1]) / hz
+    ours = after[2] - before[2]
+    return max(0.0, busy - ours) / wall, steal / wall
 
 
 def measure(row, progs, args, log):
@@ -519,9 +549,11 @@ def row_table(row, results, med, errors, skipped):
                          "build)")
         if "poll_max_ns" in extra and not impl.note:
             notes.append("poll-max-ns %d" % extra["poll_max_ns"])
-        if row.name == "trace" and "empty_loop_ns" in extra:
+        loop_key = [k for k in extra if k.endswith("_loop_ns")
+                    and k != "empty_loop_ns"]
+        if "empty_loop_ns" in extra and loop_key:
             notes.append("loop %s vs empty %s" % (
-                fmt_num(statistics.median(r["mark_loop_ns"] for r in rs)),
+                fmt_num(statistics.median(r[loop_key[0]] for r in rs)),
                 fmt_num(statistics.median(r["empty_loop_ns"] for r in rs))))
         cells.append("; ".join(notes))
         lines.append("| " + " | ".join(cells) + " |")
@@ -733,7 +765,12 @@ def write_report(args, out, build_dir, done, env, errors_all, wall,
         L.append("## %d. %s (%s, lower is better)" % (row.num, row.title,
                                                      row.unit))
         L.append("")
-        L.append("*Placement:* %s.  " % row.placement)
+        L.append("*Placement:* %s.  *Interference:* other processes "
+                 "used %.2f CPUs and the hypervisor stole %.2f CPUs while "
+                 "this row ran%s.  " % (
+                     row.placement, row.foreign, row.steal,
+                     " (**noisy: figures are less reliable**)"
+                     if row.foreign + row.steal > 0.1 else ""))
         L.append(row.what)
         L.append("")
         L += row_table(row, results, med, errors_all.get(row.name, {}),
@@ -822,7 +859,11 @@ def main():
     failed = False
     for row in all_rows:
         log("row %d %s (%s)" % (row.num, row.name, row.placement))
+        before = cpu_snapshot()
         results, errors, skipped = measure(row, progs, args, log)
+        row.foreign, row.steal = foreign_load(before, cpu_snapshot())
+        log("    other processes used %.2f CPUs, steal %.2f CPUs while "
+            "this row ran" % (row.foreign, row.steal))
         nprog += sum(len(v) for v in results.values())
         failed |= bool(errors)
         errors_all[row.name] = errors
@@ -832,6 +873,8 @@ def main():
         row.plots = plot_row(row, results, med, out)
         done.append((row, results, med, checks))
         raw[row.name] = {"placement": row.placement, "unit": row.unit,
+                         "foreign_cpus": row.foreign,
+                         "steal_cpus": row.steal,
                          "runs": results, "errors": errors,
                          "skipped": skipped}
         for c, per in checks:
