@@ -138,7 +138,7 @@ static void pool_thread_exit(void *opaque)
     LocalPool *lp = opaque;
     Coroutine *co;
 
-    lp->armed = false;      /* a later pool_put() (another destructor) re-arms */
+    lp->armed = false;      /* a pool_put() in a later destructor re-arms */
     while ((co = QSLIST_FIRST(&lp->list)) != NULL) {
         QSLIST_REMOVE_HEAD(&lp->list, pool_next);
         lp->size--;
@@ -233,7 +233,12 @@ Coroutine *qemu_coroutine_create(CoroutineEntry *entry, void *opaque)
     return co;
 }
 
-void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
+/* The body of qemu_aio_coroutine_enter(); static, so that the public
+ * functions of this file reach it without a PLT hop (every exported
+ * function is interposable in a shared library). */
+#define ENTER_FN "qemu_aio_coroutine_enter"      /* for the messages */
+
+static void coroutine_enter(AioContext *ctx, Coroutine *co)
 {
     QSIMPLEQ_HEAD(, Coroutine) pending = QSIMPLEQ_HEAD_INITIALIZER(pending);
     Coroutine *from = qemu_coroutine_self();
@@ -251,11 +256,11 @@ void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
         /* Entering it now would let two parties run one stack: abort
          * in every build, as QEMU does. */
         if (unlikely(scheduled)) {
-            aiolab_die(__func__, "Co-routine was already scheduled in '%s'",
+            aiolab_die(ENTER_FN, "Co-routine was already scheduled in '%s'",
                        scheduled);
         }
         if (unlikely(qatomic_read(&to->caller))) {
-            aiolab_die(__func__, "Co-routine re-entered recursively");
+            aiolab_die(ENTER_FN, "Co-routine re-entered recursively");
         }
 
         qatomic_set(&to->caller, from);
@@ -280,26 +285,31 @@ void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
         case COROUTINE_TERMINATE:
             trace_instant(TE_COROUTINE_TERMINATE, NULL, 0);
             if (unlikely(to->locks_held)) {
-                aiolab_die(__func__, "Co-routine terminated while holding "
+                aiolab_die(ENTER_FN, "Co-routine terminated while holding "
                            "%zu CoMutex lock(s)", to->locks_held);
             }
             pool_put(to);
             break;
         default:
-            aiolab_die(__func__, "bad coroutine action %d", (int)ret);
+            aiolab_die(ENTER_FN, "bad coroutine action %d", (int)ret);
         }
     }
 }
 
+void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
+{
+    coroutine_enter(ctx, co);
+}
+
 void qemu_coroutine_enter(Coroutine *co)
 {
-    qemu_aio_coroutine_enter(qemu_get_current_aio_context(), co);
+    coroutine_enter(qemu_get_current_aio_context(), co);
 }
 
 void qemu_coroutine_enter_if_inactive(Coroutine *co)
 {
-    if (!qemu_coroutine_entered(co)) {
-        qemu_coroutine_enter(co);
+    if (!qatomic_read(&co->caller)) {
+        coroutine_enter(qemu_get_current_aio_context(), co);
     }
 }
 
