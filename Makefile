@@ -55,6 +55,9 @@ SANFLAGS :=
 endif
 ALL_CFLAGS += $(SANFLAGS)
 LDFLAGS_SAN := $(SANFLAGS)
+# clang links the TSan runtime into executables only: the library's
+# sanitizer symbols resolve there, so it cannot be linked with -z defs.
+ZDEFS := $(if $(SAN),,-Wl,-z,defs)
 
 # --- the library -------------------------------------------------------
 LIB_SRCS := $(sort $(wildcard c/util/*.c c/system/*.c c/block/*.c c/hw/*.c))
@@ -77,7 +80,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(LIB_SO): $(LIB_OBJS)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) -shared -Wl,-soname,libaiolab.so -Wl,-z,defs -o $@ $^ $(LDFLAGS_SAN) $(LIBS)
+	$(Q)$(CC) -shared -Wl,-soname,libaiolab.so $(ZDEFS) -o $@ $^ $(LDFLAGS_SAN) $(LIBS)
 
 $(LIB_A): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")

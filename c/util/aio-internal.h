@@ -103,7 +103,7 @@ struct ThreadPool;
 struct AioContext {
     unsigned magic;
     int refcnt;                 /* atomic */
-    char *name;                 /* for traces and the dump */
+    const char *name;           /* interned: traces keep pointers */
 
     /* --- Any thread (atomics) --------------------------------------- */
 

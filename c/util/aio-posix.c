@@ -108,7 +108,8 @@ static bool aio_remove_fd_handler(AioContext *ctx, AioHandler *node)
         return false;
     }
     if (qemu_lockcnt_count(&ctx->list_lock)) {
-        QLIST_INSERT_HEAD(&ctx->deleted_aio_handlers, node, node_deleted);
+        /* The home thread peeks at this list without the mutex. */
+        QLIST_INSERT_HEAD_RCU(&ctx->deleted_aio_handlers, node, node_deleted);
         /* Pairs with the acquire in aio_handler_is_deleted(). */
         qatomic_store_release(&node->deleted, true);
         return false;
@@ -461,7 +462,8 @@ void aio_free_deleted_handlers(AioContext *ctx)
 {
     AioHandler *node;
 
-    if (QLIST_EMPTY(&ctx->deleted_aio_handlers)) {
+    /* A cheap peek first; writers insert with a release store. */
+    if (!QLIST_FIRST_RCU(&ctx->deleted_aio_handlers)) {
         return;
     }
     if (!qemu_lockcnt_dec_if_lock(&ctx->list_lock)) {
@@ -479,7 +481,7 @@ void aio_free_deleted_handlers(AioContext *ctx)
 
 /* --- aio_poll ----------------------------------------------------- */
 
-static void aio_poll_check_rules(AioContext *ctx)
+static void aio_poll_check_rules(AioContext *ctx, const char *func)
 {
     AioContext *main_ctx = qemu_get_aio_context();
     AioContext *home = ctx;
@@ -488,14 +490,16 @@ static void aio_poll_check_rules(AioContext *ctx)
     if (ctx == iohandler_get_aio_context()) {
         home = main_ctx;
     }
-    HOME_THREAD_CODE(ctx);
-    AIOLAB_REQUIRE(!qemu_in_coroutine(), "must not be called from a "
-                   "coroutine " RULE_NOCO);
-    if (home == main_ctx && main_ctx) {
-        AIOLAB_REQUIRE(aiolab_main_ctx_poll_allowed(),
-                       "polls the main context without the BQL while other "
-                       "threads take it: two threads could dispatch it at "
-                       "once " RULE_HOME);
+    if (!aiolab_is_home_thread(ctx)) {
+        aiolab_home_thread_violation(func, ctx);
+    }
+    if (qemu_in_coroutine()) {
+        aiolab_die(func, "must not be called from a coroutine " RULE_NOCO);
+    }
+    if (home == main_ctx && main_ctx && !aiolab_main_ctx_poll_allowed()) {
+        aiolab_die(func, "polls the main context without the BQL while "
+                   "other threads take it: two threads could dispatch it at "
+                   "once " RULE_HOME);
     }
 }
 
@@ -505,10 +509,12 @@ bool aio_poll(AioContext *ctx, bool blocking)
     bool progress, use_notify_me;
     int64_t timeout, start = 0;
     int64_t poll_max_ns;
+    /* Sampled once: announce and withdraw must match. */
+    bool skip_notify_me = qatomic_read(&aiolab_inject_skip_notify_me);
 
     REQUIRE_LIVE(ctx, AIO_CONTEXT_MAGIC, "AioContext");
     if (AIOLAB_CHECKS) {
-        aio_poll_check_rules(ctx);
+        aio_poll_check_rules(ctx, __func__);
     }
     trace_begin(TE_AIO_POLL, ctx->name, blocking);
 
@@ -525,7 +531,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
 
     /* Announce that we may sleep; see the comment at the top. */
     use_notify_me = timeout != 0;
-    if (use_notify_me && !qatomic_read(&aiolab_inject_skip_notify_me)) {
+    if (use_notify_me && !skip_notify_me) {
         (void)qatomic_fetch_add(&ctx->notify_me, 2);
         /* Pairs with the exchange of notified in aio_notify(). */
         if (qatomic_load_sc(&ctx->notified)) {
@@ -554,7 +560,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
         }
     }
 
-    if (use_notify_me && !qatomic_read(&aiolab_inject_skip_notify_me)) {
+    if (use_notify_me && !skip_notify_me) {
         /* Done sleeping: aio_notify() need not write the eventfd. */
         (void)qatomic_fetch_sub(&ctx->notify_me, 2);
     }

@@ -169,7 +169,10 @@ static void aio_timerlist_notify(void *opaque, QEMUClockType type)
 /* Push @bh (if not already queued) with @new_flags, then wake the loop. */
 static void aio_bh_enqueue(QEMUBH *bh, unsigned new_flags)
 {
+    /* Read what we need first: once queued, the home thread may run and
+     * free @bh (a delete or a oneshot) before we return. */
     AioContext *ctx = bh->ctx;
+    const char *name = bh->name;
     unsigned old_flags;
 
     /*
@@ -183,7 +186,7 @@ static void aio_bh_enqueue(QEMUBH *bh, unsigned new_flags)
     if (!(old_flags & BH_PENDING)) {
         QSLIST_INSERT_HEAD_ATOMIC(&ctx->bh_list, bh, next);
     }
-    trace_instant(TE_BH_SCHEDULE, bh->name, new_flags);
+    trace_instant(TE_BH_SCHEDULE, name, new_flags);
     aio_notify(ctx);
 }
 
@@ -510,6 +513,7 @@ void coroutine_fn aio_co_reschedule_self(AioContext *new_ctx)
 AioContext *aio_context_new(Error **errp)
 {
     AioContext *ctx = calloc(1, sizeof(*ctx));
+    char name[32];
     int ret;
 
     init_clocks();
@@ -536,9 +540,8 @@ AioContext *aio_context_new(Error **errp)
     aio_context_setup(ctx);
 
     pthread_mutex_lock(&ctx_registry_lock);
-    if (asprintf(&ctx->name, "ctx%u", ++ctx_counter) < 0) {
-        abort();
-    }
+    snprintf(name, sizeof(name), "ctx%u", ++ctx_counter);
+    ctx->name = aiolab_intern(name);
     QLIST_INSERT_HEAD(&ctx_registry, ctx, registry);
     pthread_mutex_unlock(&ctx_registry_lock);
 
@@ -591,7 +594,6 @@ static void aio_context_finalize(AioContext *ctx)
     QLIST_REMOVE(ctx, registry);
     pthread_mutex_unlock(&ctx_registry_lock);
     ctx->magic = 0;
-    free(ctx->name);
     free(ctx);
 }
 
@@ -605,15 +607,9 @@ void aio_context_unref(AioContext *ctx)
 
 void aiolab_aio_context_set_name(AioContext *ctx, const char *name)
 {
-    char *copy;
-
     REQUIRE_LIVE(ctx, AIO_CONTEXT_MAGIC, "AioContext");
     REQUIRE_NONNULL(name);
-    copy = strdup(name);
-    pthread_mutex_lock(&ctx_registry_lock);
-    /* The old name may still be referenced by trace events: keep it. */
-    ctx->name = copy;
-    pthread_mutex_unlock(&ctx_registry_lock);
+    qatomic_store_release(&ctx->name, aiolab_intern(name));
 }
 
 const char *aiolab_aio_context_get_name(AioContext *ctx)

@@ -12,9 +12,10 @@
  *   swapcontext()         swapcontext() saves and restores the signal mask
  *                         each time: a sigprocmask system call, about
  *                         450 ns here.
- *   sigsetjmp(env, 0) /   save and restore only registers: about 20 ns.
- *   siglongjmp()          But they can only jump to a point that some
- *                         sigsetjmp() has recorded, on an existing stack.
+ *   sigsetjmp(env, 0) /   save and restore only registers: about 10 ns
+ *   siglongjmp()          for the bare pair.  But they can only jump to a
+ *                         point that some sigsetjmp() has recorded, on an
+ *                         existing stack.
  *
  * So each stack is started once with makecontext() and setcontext() (the
  * one-way half of swapcontext(): we come back by siglongjmp, so there is
@@ -55,10 +56,18 @@
  *         just before a switch keeps happens-before between the code
  *         before and after it, wherever the coroutine runs next.
  *
+ * Cost, measured by /perf/switch in tests/c/test-coroutine.c: a whole
+ * qemu_coroutine_enter() or qemu_coroutine_yield(), bookkeeping included,
+ * is about 35-40 ns per switch on the 2-core test machine (tracing off),
+ * against about 250 ns for swapcontext().  Most of the difference from
+ * the bare pair is the return-address predictor: after a longjmp, every
+ * `ret` up the coroutine's call chain is mispredicted once.
+ *
  * Where QEMU differs: QEMU's util/coroutine-ucontext.c follows the same
  * plan (it is where the idea comes from).  QEMU allocates the stack with
- * qemu_alloc_stack() and can use a shadow stack on some hosts; aiolab
- * supports x86-64 and aarch64 Linux with glibc only.
+ * qemu_alloc_stack() and can use a shadow stack on some hosts.  aiolab
+ * needs Linux and glibc (and scripts/aiolab-gdb.py decodes x86-64
+ * jmp_bufs only).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -128,14 +137,14 @@ typedef struct CoroutineUContext {
  * noinline function whose compiler barrier makes it opaque: each call
  * computes the address on the thread that runs it.  QEMU does the same
  * with QEMU_DEFINE_STATIC_CO_TLS.  Cost: a call, a few ns.
- */
-/*
+ *
  * tls_current is read on every enter and yield.  The initial-exec model
  * makes that one %fs-relative load instead of a __tls_get_addr() call
  * (about 10% of a switch).  It takes 8 bytes of glibc's static TLS
  * surplus, which is there for exactly this when a library is dlopen()ed
- * (as by the Python bindings).  The leader is used only on first use and
- * by ASan, so it keeps the default model.
+ * (as by the Python bindings).  The leader is looked up only on a
+ * thread's first qemu_coroutine_self() and by the ASan hooks, so it keeps
+ * the default model.
  */
 static __thread Coroutine *tls_current
     __attribute__((tls_model("initial-exec")));

@@ -146,7 +146,7 @@ static bool process_cqe(AioContext *ctx, AioHandlerList *ready_list,
     if (flags & FDMON_IO_URING_REMOVE) {
         /* The kernel is done with it: now it may be freed. */
         qemu_lockcnt_lock(&ctx->list_lock);
-        QLIST_INSERT_HEAD(&ctx->deleted_aio_handlers, node, node_deleted);
+        QLIST_INSERT_HEAD_RCU(&ctx->deleted_aio_handlers, node, node_deleted);
         qemu_lockcnt_unlock(&ctx->list_lock);
         return false;
     }

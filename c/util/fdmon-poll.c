@@ -8,6 +8,7 @@
  * EPOLL_ENABLE_THRESHOLD).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 #include "util/aio-internal.h"
@@ -19,9 +20,30 @@
 static __thread struct pollfd *pollfds;
 static __thread AioHandler **nodes;
 static __thread unsigned npfd, nalloc;
+static pthread_key_t arrays_key;
+static pthread_once_t arrays_once = PTHREAD_ONCE_INIT;
+
+/* Free this thread's arrays when it exits. */
+static void arrays_destructor(void *unused)
+{
+    free(pollfds);
+    free(nodes);
+    pollfds = NULL;
+    nodes = NULL;
+    nalloc = 0;
+}
+
+static void arrays_key_init(void)
+{
+    pthread_key_create(&arrays_key, arrays_destructor);
+}
 
 static void add_pollfd(AioHandler *node)
 {
+    if (nalloc == 0) {
+        pthread_once(&arrays_once, arrays_key_init);
+        pthread_setspecific(arrays_key, (void *)1);
+    }
     if (npfd == nalloc) {
         nalloc = nalloc ? nalloc * 2 : 8;
         pollfds = realloc(pollfds, nalloc * sizeof(*pollfds));

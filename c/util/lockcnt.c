@@ -76,5 +76,9 @@ void qemu_lockcnt_inc_and_unlock(QemuLockCnt *lockcnt)
 
 unsigned qemu_lockcnt_count(QemuLockCnt *lockcnt)
 {
-    return qatomic_read(&lockcnt->count);
+    /*
+     * Acquire: a writer that reads 0 must see everything the last reader
+     * wrote before leaving (pairs with the RMW in qemu_lockcnt_dec()).
+     */
+    return qatomic_load_acquire(&lockcnt->count);
 }

@@ -145,6 +145,35 @@ int aiolab_thread_create(pthread_t *thread, const char *name,
     return ret;
 }
 
+typedef struct Interned {
+    struct Interned *next;
+    char s[];
+} Interned;
+
+static Interned *interned;
+static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *aiolab_intern(const char *s)
+{
+    Interned *i;
+    size_t len = strlen(s);
+
+    pthread_mutex_lock(&intern_lock);
+    for (i = interned; i; i = i->next) {
+        if (!strcmp(i->s, s)) {
+            break;
+        }
+    }
+    if (!i) {
+        i = malloc(sizeof(*i) + len + 1);
+        memcpy(i->s, s, len + 1);
+        i->next = interned;
+        interned = i;
+    }
+    pthread_mutex_unlock(&intern_lock);
+    return i->s;
+}
+
 int64_t aiolab_now_ns(void)
 {
     struct timespec ts;

@@ -67,6 +67,13 @@ int aiolab_gettid(void);
 /* Set the kernel timer slack of the calling thread to 1 ns (once). */
 void aiolab_thread_set_timer_slack(void);
 
+/*
+ * aiolab_intern: a copy of @s that lives forever (one per distinct
+ * string).  Names that trace events point to are interned, so an export
+ * after the object died still reads valid memory.
+ */
+const char *aiolab_intern(const char *s);
+
 /* Monotonic ns, cheap: the trace clock (TSC-based when available). */
 int64_t aiolab_now_ns(void);
 
