@@ -14,12 +14,19 @@
  *   timer variant=slack1    clock_nanosleep(ABSTIME) with PR_SET_TIMERSLACK 1
  *   timer variant=default   the same with the default 50 us timer slack
  *   fd                      eventfd write + epoll_wait(0) + read
- *   coroutine variant=swapcontext | variant=call
+ *   coroutine variant=swapcontext | sigsetjmp | builtin_setjmp | call
+ *                           a coroutine that yields in a loop, entered in a
+ *                           loop (per switch = round trip / 2); sigsetjmp is
+ *                           QEMU's coroutine-ucontext switch without the rest
  *   trace                   the empty loop
  *   trace variant=rdtsc     one rdtsc (a trace time stamp) minus the empty loop
  */
+/* siglongjmp between stacks trips _FORTIFY_SOURCE's check (QEMU undefines
+ * it for its coroutine backend too). */
+#undef _FORTIFY_SOURCE
 #include "bench.h"
 
+#include <setjmp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -302,6 +309,87 @@ static void swap_batch(void *arg, uint64_t n)
     }
 }
 
+/*
+ * QEMU's coroutine-ucontext trick, bare: makecontext/swapcontext only to
+ * start the stack, then every switch is a sigsetjmp/siglongjmp pair (or,
+ * in variant=builtin_setjmp, GCC's __builtin_setjmp/__builtin_longjmp,
+ * which save only the frame and stack pointers and skip glibc).
+ */
+static sigjmp_buf sj_main, sj_co;
+static void *bj_main[5], *bj_co[5];
+static bool use_builtin;
+
+static BENCH_NOINLINE void sj_switch(sigjmp_buf from, sigjmp_buf to)
+{
+    if (!sigsetjmp(from, 0)) {
+        siglongjmp(to, 1);
+    }
+}
+
+static BENCH_NOINLINE void bj_jump(void **to)
+{
+    __builtin_longjmp(to, 1);
+}
+
+static BENCH_NOINLINE void bj_switch(void **from, void **to)
+{
+    if (!__builtin_setjmp(from)) {
+        bj_jump(to);
+    }
+}
+
+static void sj_entry(void)
+{
+    if (use_builtin) {
+        if (!__builtin_setjmp(bj_co)) {
+            bj_jump(bj_main);                  /* started: back to main */
+        }
+        for (;;) {
+            counter++;
+            bj_switch(bj_co, bj_main);         /* yield */
+        }
+    }
+    if (!sigsetjmp(sj_co, 0)) {
+        siglongjmp(sj_main, 1);
+    }
+    for (;;) {
+        counter++;
+        sj_switch(sj_co, sj_main);
+    }
+}
+
+static void sj_batch(void *arg, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        sj_switch(sj_main, sj_co);             /* enter */
+    }
+}
+
+static void bj_batch(void *arg, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        bj_switch(bj_main, bj_co);
+    }
+}
+
+static BENCH_NOINLINE void sj_start(void)
+{
+    static char stack[256 * 1024];
+
+    getcontext(&uc_co);
+    uc_co.uc_stack.ss_sp = stack;
+    uc_co.uc_stack.ss_size = sizeof(stack);
+    uc_co.uc_link = NULL;
+    makecontext(&uc_co, sj_entry, 0);
+    if (use_builtin) {
+        if (!__builtin_setjmp(bj_main)) {
+            swapcontext(&uc_main, &uc_co);
+        }
+    } else if (!sigsetjmp(sj_main, 0)) {
+        swapcontext(&uc_main, &uc_co);
+    }
+}
+
 static Fn *volatile call_fn = count_cb;
 
 static void call_batch(void *arg, uint64_t n)
@@ -329,6 +417,14 @@ static void row_coroutine(void)
         json_throughput(swap_batch, NULL, 2);
         co_stop = true;
         swapcontext(&uc_main, &uc_co);
+    } else if (!strcmp(variant, "sigsetjmp") ||
+               !strcmp(variant, "builtin_setjmp")) {
+        use_builtin = !strcmp(variant, "builtin_setjmp");
+        sj_start();
+        json_begin(use_builtin ? "__builtin_setjmp/__builtin_longjmp"
+                               : "sigsetjmp/siglongjmp");
+        json_throughput(use_builtin ? bj_batch : sj_batch, NULL, 2);
+        /* The coroutine's stack is simply abandoned. */
     } else {
         json_begin("function call (indirect)");
         json_throughput(call_batch, NULL, 1);

@@ -277,14 +277,23 @@ def rows(cpu, cpu2):
         one,
         aiolab_pair("aiolab", ["coroutine"]) + [
             Impl("swapcontext", "floor", ["coroutine",
-                                          "variant=swapcontext"]),
+                                          "variant=swapcontext"],
+                 note="saves and restores the signal mask: a system call"),
+            Impl("sigsetjmp", "floor", ["coroutine", "variant=sigsetjmp"],
+                 note="QEMU's coroutine-ucontext switch mechanism alone"),
+            Impl("builtin-setjmp", "floor", ["coroutine",
+                                             "variant=builtin_setjmp"],
+                 note="GCC's __builtin_setjmp/longjmp: no glibc, no "
+                      "signal mask, only SP/FP/PC saved"),
             Impl("call", "floor", ["coroutine", "variant=call"],
                  note="an indirect function call, for scale"),
         ],
         [Check("aiolab <= 30 ns", "aiolab", const(30.0))],
         "qemu_coroutine_enter() of a coroutine that loops on "
-        "qemu_coroutine_yield(): the round trip divided by two.  Peer: the "
-        "same with two swapcontext() calls.",
+        "qemu_coroutine_yield(): the round trip divided by two.  Peers: the "
+        "same bare coroutine switched with swapcontext(), with "
+        "sigsetjmp/siglongjmp (QEMU's and aiolab's mechanism, without the "
+        "coroutine bookkeeping) and with __builtin_setjmp/__builtin_longjmp.",
         ratio_to="aiolab"))
     R.append(Row(
         7, "trace", "Cost of one recorded trace event", "ns/event",
