@@ -962,10 +962,17 @@ static void coroutine_fn gdb_target_fn(void *opaque)
 /* Run on its own: a yielded coroutine, then a stop for gdb. */
 static void test_gdb_target(void)
 {
+    Coroutine *sched = qemu_coroutine_create(c2_yield_fn, NULL);
+
+    setup();
     gdb_target_co = qemu_coroutine_create(gdb_target_fn, NULL);
     qemu_coroutine_enter(gdb_target_co);
+    qemu_coroutine_enter(sched);
+    aio_co_schedule(ctx, sched);
+    qemu_coroutine_enter(qemu_coroutine_create(nop_fn, NULL));  /* pooled */
     aiolab_gdb_test_stop();
     qemu_coroutine_enter(gdb_target_co);
+    ASSERT_TRUE(aio_poll(ctx, false));
 }
 
 static char *run_capture(char *const argv[])
@@ -1032,11 +1039,15 @@ static void test_gdb_script(void)
         strstr(out, "Couldn't get registers")) {
         SKIP("ptrace is not permitted here");
     }
-    if (!strstr(out, "gdb_target_inner")) {
+    if (!strstr(out, "gdb_target_inner") || getenv("V")) {
         printf("%s", out);              /* show what gdb said */
     }
+    ASSERT_STR_CONTAINS(out, "3 coroutine(s)");
     ASSERT_STR_CONTAINS(out, "yielded");
+    ASSERT_STR_CONTAINS(out, "scheduled by aio_co_schedule");
+    ASSERT_STR_CONTAINS(out, "pooled");
     ASSERT_STR_CONTAINS(out, "gdb_target_fn");
+    ASSERT_STR_CONTAINS(out, "main");           /* the context's name */
     ASSERT_STR_CONTAINS(strstr(out, "==bt=="), "gdb_target_inner");
     ASSERT_STR_CONTAINS(strstr(out, "==bt=="), "qemu_coroutine_yield");
     /* The thread's own registers are back afterwards. */
