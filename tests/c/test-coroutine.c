@@ -340,6 +340,7 @@ static void test_co_mutex(void)
     ASSERT_TRUE(mutex_locked);
     ASSERT_EQ(mutex_done, 0);
     ASSERT_PTR_EQ(test_mutex.holder, c1);
+    ASSERT_PTR_EQ(test_mutex.ctx, ctx);
 
     qemu_coroutine_enter(c2);           /* blocks on the mutex, yields */
     ASSERT_TRUE(mutex_locked);
@@ -359,6 +360,7 @@ static void test_co_mutex(void)
     ASSERT_FALSE(mutex_locked);
     ASSERT_EQ(test_mutex.locked, 0);
     ASSERT_PTR_EQ(test_mutex.holder, NULL);
+    ASSERT_PTR_EQ(test_mutex.ctx, NULL);
 }
 
 /* A zero-filled CoMutex (static storage) needs no init; waiters are
