@@ -132,7 +132,7 @@ void coroutine_fn qemu_co_mutex_lock(CoMutex *mutex)
         }
     }
     mutex->holder = self;
-    mutex->ctx = qemu_get_current_aio_context();
+    mutex->ctx = qatomic_read(&self->ctx);     /* where we were entered */
     self->locks_held++;
 }
 
