@@ -119,3 +119,87 @@ c-tests: $(TESTS)
 .PHONY: c-tests
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# --- project targets -----------------------------------------------------
+# The sanitizer and release variants are this same Makefile run again with
+# SAN= or RELEASE=, building into their own directories.
+
+SUBMAKE := $(MAKE) --no-print-directory
+
+help:
+	@echo "aiolab - a working model of QEMU's event-loop concurrency"
+	@echo
+	@echo "  make              build build/libaiolab.{so,a}, aiolab.pc, tools"
+	@echo "  make demo         the main job: a short self-explaining run"
+	@echo "  make test         every test (installs missing Debian packages)"
+	@echo "  make stress       long stress runs (AIOLAB_TEST_SCALE=20)"
+	@echo "  make bench        benchmarks beside their peers -> build/bench/"
+	@echo "  make lint         clang-format check of the C sources"
+	@echo "  make student      build/student/: the tutorial without solutions"
+	@echo "  make install      PREFIX=$(PREFIX): headers, libraries, aiolab.pc"
+	@echo "  make deps         build tier of Debian packages (also deps-test,"
+	@echo "                    deps-clients)"
+	@echo "  make clean"
+	@echo
+	@echo "Variables: V=1 (show commands), RELEASE=1 (no threading checks),"
+	@echo "SAN=asan|tsan, PREFIX=..., PYTHON=$(PYTHON)"
+.PHONY: help
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+deps-clients:
+	@scripts/deps.sh clients
+.PHONY: deps deps-test deps-clients
+
+# Everything the test run needs, in every variant.
+test-build:
+	@scripts/deps.sh build test clients
+	@$(SUBMAKE) all c-tests
+	@$(SUBMAKE) SAN=asan c-tests
+	@$(SUBMAKE) SAN=tsan c-tests
+	@$(SUBMAKE) RELEASE=1 all
+.PHONY: test-build
+
+test: test-build
+	@$(PYTHON) tests/run.py
+.PHONY: test
+
+stress: test-build
+	@$(PYTHON) tests/run.py --stress
+.PHONY: stress
+
+bench:
+	@scripts/deps.sh build test
+	@$(SUBMAKE) RELEASE=1 all
+	@$(PYTHON) tests/bench/run.py --build build/release --out build/bench
+.PHONY: bench
+
+demo:
+	@scripts/deps.sh build
+	@$(SUBMAKE) all
+	@mkdir -p build/demo
+	@$(BUILD)/bin/aiolab-demo --out build/demo
+.PHONY: demo
+
+LINT_SRCS = $(wildcard c/include/aiolab/*.h c/*/*.c c/*/*.h tests/c/*.c tests/c/*.h)
+lint:
+	@clang-format --dry-run --Werror $(LINT_SRCS) && echo "lint: OK"
+.PHONY: lint
+
+student:
+	@$(PYTHON) scripts/make-student.py --out build/student
+.PHONY: student
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include/aiolab $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 c/include/aiolab/*.h $(DESTDIR)$(PREFIX)/include/aiolab/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+.PHONY: install
+
+clean:
+	rm -rf build
+.PHONY: clean

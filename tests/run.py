@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Run aiolab's test suites: `make test` calls this after building.
+
+    /usr/bin/python3 tests/run.py [--only SUITE,...] [--list] [--stress]
+
+Each suite prints its wall time and counts; the last line is the summary
+over all suites: "N passed, N failed, N skipped".  A C test binary (see
+tests/c/harness.h) reports its own counts; any other command counts as one
+test (exit 0 passed, 77 skipped, anything else failed).  Full output goes
+to build/test-logs/<suite>/; failures are also echoed here.
+"""
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = "/usr/bin/python3"
+LOGS = os.path.join(ROOT, "build", "test-logs")
+
+# C tests that need no fd monitor variant (the others run on three).
+FDMON_TESTS = ["test-aio", "test-nested-aio-poll"]
+
+
+def c_tests(build):
+    return sorted(glob.glob(os.path.join(ROOT, build, "tests", "test-*")))
+
+
+def suites(args):
+    """(name, [(label, argv, env, kind)]) in the order they run."""
+    out = []
+    api_check = os.path.join(ROOT, "..", "shared", "tools", "api-check")
+    if os.path.exists(api_check):
+        out.append(("api-check", [("api-check", [api_check], {}, "cmd")]))
+    else:
+        print("api-check: ../shared/tools/api-check not found: skipped")
+    out.append(("c", [(os.path.basename(t), [t], {}, "harness")
+                      for t in c_tests("build")]))
+    for fdmon in ("epoll", "io_uring"):
+        out.append(("c-" + fdmon,
+                    [(t + "@" + fdmon, [os.path.join(ROOT, "build/tests", t)],
+                      {"AIOLAB_FDMON": fdmon}, "harness")
+                     for t in FDMON_TESTS]))
+    out.append(("c-asan", [(os.path.basename(t), [t], {}, "harness")
+                           for t in c_tests("build/asan")]))
+    # TSan cannot see what the kernel writes into io_uring's rings: the
+    # TSan suite stays on poll/epoll (the default).
+    out.append(("c-tsan", [(os.path.basename(t), [t], {}, "harness")
+                           for t in c_tests("build/tsan")]))
+    tut = os.path.join(ROOT, "tutorial", "check.py")
+    if os.path.exists(tut):
+        out.append(("tutorial", [("tutorial", [PYTHON, tut], {}, "harness")]))
+    bench = os.path.join(ROOT, "tests", "bench", "run.py")
+    if os.path.exists(bench):
+        out.append(("bench-smoke", [("bench --quick", [
+            PYTHON, bench, "--build", "build/release", "--out",
+            "build/bench-smoke", "--quick"], {}, "cmd")]))
+    if args.stress:
+        env = {"AIOLAB_TEST_SCALE": os.environ.get("AIOLAB_TEST_SCALE", "20")}
+        out = [("stress", [(os.path.basename(t), [t], env, "harness")
+                           for t in c_tests("build")] +
+                [(os.path.basename(t) + "@tsan", [t], env, "harness")
+                 for t in c_tests("build/tsan")])]
+    return out
+
+
+COUNTS = re.compile(r"^# .*: (\d+) passed, (\d+) failed, (\d+) skipped")
+
+
+def run(label, argv, env, kind, logdir):
+    full_env = dict(os.environ, **env)
+    full_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    log = os.path.join(logdir, re.sub(r"[^\w.@-]", "_", label) + ".log")
+    p = subprocess.run(argv, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    text = p.stdout.decode(errors="replace")
+    with open(log, "w") as f:
+        f.write(text)
+    if kind == "harness":
+        m = None
+        for line in text.splitlines():
+            m = COUNTS.match(line) or m
+        if m:
+            counts = [int(x) for x in m.groups()]
+            if p.returncode not in (0, 1) and counts[1] == 0:
+                counts[1] = 1       # crashed after printing its counts
+        else:
+            counts = [0, 1, 0]      # died before reporting
+    elif p.returncode == 0:
+        counts = [1, 0, 0]
+    elif p.returncode == 77:
+        counts = [0, 0, 1]
+    else:
+        counts = [0, 1, 0]
+    if counts[1]:
+        print(f"  FAIL {label} (log: {os.path.relpath(log, ROOT)})")
+        lines = [l for l in text.splitlines()
+                 if not l.startswith("ok ")] if kind == "harness" \
+            else text.splitlines()
+        for line in lines[-40:]:
+            print("    " + line)
+    return counts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="comma-separated suite names")
+    ap.add_argument("--list", action="store_true", help="list the suites")
+    ap.add_argument("--stress", action="store_true",
+                    help="long runs (AIOLAB_TEST_SCALE, default 20)")
+    args = ap.parse_args()
+    all_suites = suites(args)
+    if args.list:
+        for name, cmds in all_suites:
+            print(f"{name}: {len(cmds)} commands")
+        return 0
+    only = set(args.only.split(",")) if args.only else None
+    total = [0, 0, 0]
+    t_all = time.time()
+    for name, cmds in all_suites:
+        if only and name not in only:
+            continue
+        logdir = os.path.join(LOGS, name)
+        os.makedirs(logdir, exist_ok=True)
+        t0 = time.time()
+        counts = [0, 0, 0]
+        for label, argv, env, kind in cmds:
+            c = run(label, argv, env, kind, logdir)
+            counts = [a + b for a, b in zip(counts, c)]
+        total = [a + b for a, b in zip(total, counts)]
+        print(f"{name:14s} {time.time() - t0:7.1f}s  {counts[0]} passed, "
+              f"{counts[1]} failed, {counts[2]} skipped", flush=True)
+    print(f"(total wall time {time.time() - t_all:.0f}s)")
+    print(f"{total[0]} passed, {total[1]} failed, {total[2]} skipped")
+    return 1 if total[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
