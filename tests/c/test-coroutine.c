@@ -733,7 +733,11 @@ static void coroutine_fn chain_fn(void *opaque)
 
     for (data->i = 0; data->i < data->max; data->i++) {
         aio_co_enter(ctx, data->other);     /* queued, not nested */
+        ASSERT_FALSE(qemu_coroutine_entered(data->other));
         qemu_coroutine_yield();
+        /* Resumed by the enter loop, not from inside the other one's
+         * stack: it has yielded (or ended), so stacks never nest. */
+        ASSERT_FALSE(qemu_coroutine_entered(data->other));
     }
 }
 
