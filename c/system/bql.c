@@ -20,7 +20,7 @@
 #include "util/trace-internal.h"
 
 static pthread_mutex_t bql = PTHREAD_MUTEX_INITIALIZER;
-static __thread bool bql_held;
+static __thread bool bql_held AIOLAB_TLS_IE;
 static int bql_holder_tid;                /* atomic, diagnostics only */
 
 /* Set once a thread other than the main-loop thread took the BQL: from

@@ -89,6 +89,9 @@ struct QEMUBH {
     unsigned flags;             /* atomic */
     MemReentrancyGuard *reentrancy_guard;
     unsigned magic;
+    /* Every non-oneshot BH is on ctx->all_bhs until freed, so that one
+     * never scheduled is still caught as leaked at finalize. */
+    QLIST_ENTRY(QEMUBH) all;
 };
 
 /* A batch of BHs taken from ctx->bh_list by one aio_bh_poll() call. */
@@ -125,6 +128,10 @@ struct AioContext {
 
     /* Coroutines pushed by aio_co_schedule() from any thread. */
     QSLIST_HEAD(, Coroutine) scheduled_coroutines;
+
+    /* Every live non-oneshot BH (protected by all_bhs_lock). */
+    pthread_mutex_t all_bhs_lock;
+    QLIST_HEAD(, QEMUBH) all_bhs;
     QEMUBH *co_schedule_bh;
 
     /* --- Protected by list_lock ------------------------------------- */

@@ -51,7 +51,7 @@ void aio_context_registry_foreach(void (*fn)(AioContext *ctx, void *opaque),
 
 /* --- the current context of a thread -------------------------------- */
 
-static __thread AioContext *my_aiocontext;
+static __thread AioContext *my_aiocontext AIOLAB_TLS_IE;
 
 AioContext *aiolab_get_my_aiocontext(void)
 {
@@ -229,18 +229,23 @@ static QEMUBH *aio_bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
 QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
                         const char *name, MemReentrancyGuard *guard)
 {
-    return aio_bh_alloc(ctx, cb, opaque, name, guard);
+    QEMUBH *bh = aio_bh_alloc(ctx, cb, opaque, name, guard);
+
+    pthread_mutex_lock(&ctx->all_bhs_lock);
+    QLIST_INSERT_HEAD(&ctx->all_bhs, bh, all);
+    pthread_mutex_unlock(&ctx->all_bhs_lock);
+    return bh;
 }
 
 QEMUBH *(aio_bh_new)(AioContext *ctx, QEMUBHFunc *cb, void *opaque)
 {
-    return aio_bh_alloc(ctx, cb, opaque, "aio_bh_new", NULL);
+    return aio_bh_new_full(ctx, cb, opaque, "aio_bh_new", NULL);
 }
 
 QEMUBH *(aio_bh_new_guarded)(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
                              MemReentrancyGuard *guard)
 {
-    return aio_bh_alloc(ctx, cb, opaque, "aio_bh_new_guarded", guard);
+    return aio_bh_new_full(ctx, cb, opaque, "aio_bh_new_guarded", guard);
 }
 
 void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
@@ -305,6 +310,13 @@ void aio_bh_call(QEMUBH *bh)
 
 static void aio_bh_free(QEMUBH *bh)
 {
+    AioContext *ctx = bh->ctx;
+
+    if (QLIST_IS_INSERTED(bh, all)) {
+        pthread_mutex_lock(&ctx->all_bhs_lock);
+        QLIST_REMOVE(bh, all);
+        pthread_mutex_unlock(&ctx->all_bhs_lock);
+    }
     bh->magic = 0;
     free(bh);
 }
@@ -528,6 +540,8 @@ AioContext *aio_context_new(Error **errp)
     QSLIST_INIT(&ctx->bh_list);
     QSIMPLEQ_INIT(&ctx->bh_slice_list);
     QSLIST_INIT(&ctx->scheduled_coroutines);
+    pthread_mutex_init(&ctx->all_bhs_lock, NULL);
+    QLIST_INIT(&ctx->all_bhs);
     qemu_lockcnt_init(&ctx->list_lock);
     QLIST_INIT(&ctx->aio_handlers);
     QLIST_INIT(&ctx->deleted_aio_handlers);
@@ -583,6 +597,14 @@ static void aio_context_finalize(AioContext *ctx)
         }
         aio_bh_free(bh);
     }
+    /* A BH never scheduled is on no list but this one: a leak too. */
+    bh = QLIST_FIRST(&ctx->all_bhs);
+    if (unlikely(bh)) {
+        fprintf(stderr, "aio_ctx_finalize: BH '%s' leaked, aborting...\n",
+                bh->name);
+        abort();
+    }
+    pthread_mutex_destroy(&ctx->all_bhs_lock);
     aio_set_event_notifier(ctx, &ctx->notifier, NULL, NULL, NULL);
     aio_context_destroy(ctx);
     aio_context_free_handlers(ctx);

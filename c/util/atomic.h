@@ -52,6 +52,14 @@
 #define smp_mb__after_rmw() smp_mb()
 #endif
 
+/*
+ * Thread-locals on hot paths use the initial-exec TLS model: one load from
+ * the thread pointer instead of a __tls_get_addr() call.  A library loaded
+ * with dlopen() (Python) takes them from glibc's small static-TLS surplus,
+ * so only a few pointers are marked.
+ */
+#define AIOLAB_TLS_IE __attribute__((tls_model("initial-exec")))
+
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -18,7 +18,7 @@
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static AiolabThread *registry_head;
-static __thread AiolabThread *thread_self;
+static __thread AiolabThread *thread_self AIOLAB_TLS_IE;
 static __thread bool timer_slack_set;
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;

@@ -68,7 +68,7 @@ typedef struct TraceRing {
 } TraceRing;
 
 extern int aiolab_trace_on;                 /* relaxed reads */
-extern __thread TraceRing *trace_ring_tls;
+extern __thread TraceRing *trace_ring_tls AIOLAB_TLS_IE;
 TraceRing *trace_ring_alloc_self(void);
 
 static inline uint64_t trace_ticks(void)

@@ -19,7 +19,7 @@
 #include "util/trace-internal.h"
 
 int aiolab_trace_on = 1;
-__thread TraceRing *trace_ring_tls;
+__thread TraceRing *trace_ring_tls AIOLAB_TLS_IE;
 
 static uint64_t calib_ticks0;
 static int64_t calib_ns0;

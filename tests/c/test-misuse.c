@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/c/test-misuse.c - death tests: every misuse the debug build
+ * catches aborts with a message naming the function and the rule
+ * (docs/aborts.md), and the always-on safety aborts (a leaked BH).
+ * Also aiolab_dump_state(), which a learner uses when something hangs.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <aiolab/aiolab.h>
+#include "harness.h"
+
+static void cb(void *opaque)
+{
+}
+
+static void death_bh_leaked(void)
+{
+    AioContext *ctx = aio_context_new(&error_abort);
+    QEMUBH *bh = aio_bh_new(ctx, cb, NULL);
+
+    (void)bh;
+    aio_context_unref(ctx);     /* the BH was never deleted */
+}
+
+static void death_oneshot_never_ran(void)
+{
+    AioContext *ctx = aio_context_new(&error_abort);
+
+    aio_bh_schedule_oneshot(ctx, cb, NULL);
+    aio_context_unref(ctx);     /* it never ran: leaked too */
+}
+
+static void test_deleted_bh_is_no_leak(void)
+{
+    AioContext *ctx = aio_context_new(&error_abort);
+    QEMUBH *bh = aio_bh_new(ctx, cb, NULL);
+
+    qemu_bh_schedule(bh);
+    qemu_bh_delete(bh);         /* freed by finalize, never run */
+    aio_context_unref(ctx);
+}
+
+static void death_null_ctx(void)
+{
+    aio_poll(NULL, false);
+}
+
+static void death_destroyed_ctx(void)
+{
+    AioContext *ctx = aio_context_new(&error_abort);
+    AioContext *ctx2;
+
+    aio_context_ref(ctx);
+    aio_context_unref(ctx);
+    aio_context_unref(ctx);
+    /* Use after the last unref: the magic is gone.  (Reads freed memory;
+     * ASan reports that instead, so this case does not run under ASan.) */
+    ctx2 = ctx;
+    aio_notify(ctx2);
+}
+
+static void death_set_current_twice(void)
+{
+    AioContext *a = aio_context_new(&error_abort);
+    AioContext *b = aio_context_new(&error_abort);
+
+    qemu_set_current_aio_context(a);
+    qemu_set_current_aio_context(b);
+}
+
+static void death_error_abort(void)
+{
+    error_setg(&error_abort, "the disk is on fire");
+}
+
+static void death_error_fatal(void)
+{
+    error_setg(&error_fatal, "the disk is on fire");
+}
+
+static void death_defer_call_end(void)
+{
+    defer_call_end();
+}
+
+static void death_notifier_uninitialised(void)
+{
+    EventNotifier e = { .rfd = -1, .wfd = -1, .initialized = false };
+
+    event_notifier_set(&e);
+}
+
+static void death_bad_fd(void)
+{
+    AioContext *ctx = aio_context_new(&error_abort);
+
+    aio_set_fd_handler(ctx, -1, cb, NULL, NULL, NULL, NULL);
+}
+
+static void death_bad_clock(void)
+{
+    qemu_clock_get_ns((QEMUClockType)7);
+}
+
+static IOThread *self_it;
+
+static void stop_self_bh(void *opaque)
+{
+    iothread_stop(self_it);
+}
+
+static void death_iothread_stop_self(void)
+{
+    qemu_init_main_loop(&error_abort);
+    bql_lock();
+    self_it = iothread_create("io0", &error_abort);
+    /* The IOThread has no BQL: the GLOBAL_STATE_CODE rule fires first. */
+    aio_wait_bh_oneshot(iothread_get_aio_context(self_it), stop_self_bh,
+                        NULL);
+}
+
+static void wait_bh_from_iothread(void *opaque)
+{
+    aio_wait_bh_oneshot(qemu_get_aio_context(), cb, NULL);
+}
+
+static void death_wait_bh_oneshot_from_iothread(void)
+{
+    IOThread *it;
+
+    qemu_init_main_loop(&error_abort);
+    bql_lock();
+    it = iothread_create("io0", &error_abort);
+    aio_wait_bh_oneshot(iothread_get_aio_context(it), wait_bh_from_iothread,
+                        NULL);
+}
+
+static void wait_null_from_iothread(void *opaque)
+{
+    AIO_WAIT_WHILE(NULL, true);
+}
+
+static void death_wait_null_from_iothread(void)
+{
+    IOThread *it;
+
+    qemu_init_main_loop(&error_abort);
+    bql_lock();
+    it = iothread_create("io0", &error_abort);
+    aio_wait_bh_oneshot(iothread_get_aio_context(it), wait_null_from_iothread,
+                        NULL);
+}
+
+static void death_submit_co_outside_coroutine(void)
+{
+    qemu_init_main_loop(&error_abort);
+    thread_pool_submit_co((ThreadPoolFunc *)(void *)cb, NULL);
+}
+
+static void death_negative_max_batch(void)
+{
+    AioContext *ctx = aio_context_new(&error_abort);
+
+    aio_context_set_aio_params(ctx, -1);
+}
+
+static void death_embed_wrong_thread(void)
+{
+    IOThread *it;
+
+    qemu_init_main_loop(&error_abort);
+    bql_lock();
+    it = iothread_create("io0", &error_abort);
+    aio_context_prepare(iothread_get_aio_context(it));
+}
+
+/* --- aiolab_dump_state -------------------------------------------------- */
+
+static void named_bh_cb(void *opaque)
+{
+}
+
+static void test_dump_state(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+    QEMUBH *bh;
+    IOThread *it;
+
+    qemu_init_main_loop(&error_abort);
+    bql_lock();
+    it = iothread_create("io7", &error_abort);
+    bh = qemu_bh_new(named_bh_cb, NULL);
+    qemu_bh_schedule(bh);
+    f = open_memstream(&buf, &len);
+    aiolab_dump_state(f);
+    fclose(f);
+    ASSERT_STR_CONTAINS(buf, "=== aiolab state");
+    ASSERT_STR_CONTAINS(buf, "BQL: held by tid");
+    ASSERT_STR_CONTAINS(buf, "AioContext 'main'");
+    ASSERT_STR_CONTAINS(buf, "AioContext 'IO io7'");
+    ASSERT_STR_CONTAINS(buf, "BH 'named_bh_cb' scheduled");
+    ASSERT_STR_CONTAINS(buf, "IO io7");
+    free(buf);
+    qemu_bh_delete(bh);
+    iothread_destroy(it);
+}
+
+static void test_sigquit_dumps(void)
+{
+    qemu_init_main_loop(&error_abort);
+    /* Death-test style: stderr is captured by the harness below. */
+    raise(SIGQUIT);
+    abort();
+}
+
+static const TestCase tests[] = {
+    { "/misuse/bh-leaked", death_bh_leaked,
+      .death = "BH 'cb' leaked, aborting" },
+    { "/misuse/oneshot-never-ran", death_oneshot_never_ran,
+      .death = "BH 'cb' leaked, aborting" },
+    { "/misuse/deleted-bh-is-no-leak", test_deleted_bh_is_no_leak },
+    { "/misuse/null-ctx", death_null_ctx,
+      .death = "aiolab: aio_poll() got NULL for 'ctx'" },
+    { "/misuse/destroyed-ctx", death_destroyed_ctx,
+      .death = "aio_notify() got a destroyed or invalid AioContext",
+      .no_asan = "ASan reports the use after free itself" },
+    { "/misuse/set-current-twice", death_set_current_twice,
+      .death = "qemu_set_current_aio_context() called twice in one thread" },
+    { "/misuse/error-abort", death_error_abort,
+      .death = "unexpected error: the disk is on fire" },
+    { "/misuse/error-fatal", death_error_fatal,
+      .death = "aiolab: the disk is on fire" },
+    { "/misuse/defer-call-end", death_defer_call_end,
+      .death = "defer_call_end() without a matching defer_call_begin()" },
+    { "/misuse/notifier-uninitialised", death_notifier_uninitialised,
+      .death = "event_notifier_set() on an EventNotifier that is not "
+               "initialised" },
+    { "/misuse/bad-fd", death_bad_fd,
+      .death = "aio_set_fd_handler() got an invalid fd -1" },
+    { "/misuse/bad-clock", death_bad_clock,
+      .death = "qemu_clock_get_ns() got an invalid clock type 7" },
+    { "/misuse/iothread-stop-self", death_iothread_stop_self,
+      .death = "iothread_stop() requires the BQL" },
+    { "/misuse/wait-bh-oneshot-from-iothread",
+      death_wait_bh_oneshot_from_iothread,
+      .death = "aio_wait_bh_oneshot() must be called from the main loop" },
+    { "/misuse/wait-null-from-iothread", death_wait_null_from_iothread,
+      .death = "waits for 'true' on context '(NULL)'" },
+    { "/misuse/submit-co-outside-coroutine",
+      death_submit_co_outside_coroutine,
+      .death = "thread_pool_submit_co() must be called from coroutine "
+               "context" },
+    { "/misuse/negative-max-batch", death_negative_max_batch,
+      .death = "aio_context_set_aio_params() got a negative max_batch" },
+    { "/misuse/embed-wrong-thread", death_embed_wrong_thread,
+      .death = "aio_context_prepare() called outside the home thread" },
+    { "/debug/dump-state", test_dump_state },
+    { "/debug/sigquit-dumps", test_sigquit_dumps,
+      .death = "=== end of aiolab state ===" },
+    { NULL }
+};
+
+int main(int argc, char **argv)
+{
+    return harness_main(argc, argv, tests);
+}
