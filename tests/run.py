@@ -27,7 +27,10 @@ FDMON_TESTS = ["test-aio", "test-nested-aio-poll"]
 
 
 def c_tests(build):
-    return sorted(glob.glob(os.path.join(ROOT, build, "tests", "test-*")))
+    """The test executables of a build (not their .d dependency files)."""
+    return sorted(t for t in glob.glob(os.path.join(ROOT, build, "tests",
+                                                    "test-*"))
+                  if "." not in os.path.basename(t) and os.access(t, os.X_OK))
 
 
 def suites(args):
