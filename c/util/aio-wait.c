@@ -14,6 +14,8 @@
  * condition already false, or the kicker sees a waiter and its BH wakes
  * the blocked aio_poll (which then re-evaluates cond).
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <aiolab/aiolab.h>
 #include "util/aio-internal.h"
 #include "util/check.h"
@@ -43,7 +45,6 @@ AioContext *aiolab_aio_wait_begin(AioContext *ctx, const char *func,
                                   const char *cond)
 {
     AioContext *main_ctx = qemu_get_aio_context();
-    AioContext *cur = qemu_get_current_aio_context();
     AiolabThread *self = aiolab_thread_self();
     AioContext *poll_ctx;
 
@@ -54,14 +55,13 @@ AioContext *aiolab_aio_wait_begin(AioContext *ctx, const char *func,
     if (ctx && in_aio_context_home_thread(ctx)) {
         poll_ctx = ctx;
     } else {
-        if (unlikely(!main_ctx || cur != main_ctx)) {
-            aiolab_die("AIO_WAIT_WHILE", "in %s() at %s:%d: thread '%s' "
-                       "(context '%s') waits for '%s' on context '%s': only "
-                       "the main loop (BQL held) or the context's own thread "
-                       "may wait, because aio_wait_kick() only wakes the main "
-                       "loop; waiting here would deadlock " RULE_HOME,
-                       func, file, line, self->name, cur ? cur->name : "none",
-                       cond, ctx ? ctx->name : "(NULL)");
+        char buf[512];
+
+        if (unlikely(!aiolab_aio_wait_allowed(ctx, func, buf, sizeof(buf)))) {
+            fprintf(stderr, "%s\n  (waiting for '%s' at %s:%d)\n", buf, cond,
+                    file, line);
+            fflush(stderr);
+            abort();
         }
         poll_ctx = main_ctx;
     }

@@ -68,6 +68,17 @@ void qemu_set_current_aio_context(AioContext *ctx)
     ctx->home_tid = aiolab_gettid();
 }
 
+void aiolab_clear_current_aio_context(AioContext *ctx)
+{
+    REQUIRE_NONNULL(ctx);
+    AIOLAB_REQUIRE(ctx != qemu_get_aio_context(), "cannot forget the main "
+                   "context: the main-loop thread keeps it");
+    if (my_aiocontext == ctx) {
+        my_aiocontext = NULL;
+        ctx->home_tid = 0;
+    }
+}
+
 AioContext *qemu_get_current_aio_context(void)
 {
     if (my_aiocontext) {
@@ -220,7 +231,9 @@ static QEMUBH *aio_bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
     bh->ctx = ctx;
     bh->cb = cb;
     bh->opaque = opaque;
-    bh->name = name ? name : "bh";
+    /* Interned: trace events keep the pointer after the BH is freed, and
+     * bindings pass temporary strings. */
+    bh->name = aiolab_intern(name ? name : "bh");
     bh->reentrancy_guard = guard;
     bh->magic = QEMU_BH_MAGIC;
     return bh;

@@ -72,6 +72,10 @@ void aiolab_home_thread_violation(const char *func, struct AioContext *ctx)
 /* in_aio_context_home_thread(), with the iohandler context counted as
  * the main context (it is polled by the main loop). */
 bool aiolab_is_home_thread(struct AioContext *ctx);
+/* The AIO_WAIT_WHILE rule; false with the message in @buf. */
+bool aiolab_aio_wait_allowed(struct AioContext *ctx, const char *func,
+                             char *buf, size_t len);
+
 #define HOME_THREAD_CODE(ctx) do {                                        \
     if (AIOLAB_CHECKS && unlikely(!aiolab_is_home_thread(ctx))) {         \
         aiolab_home_thread_violation(__func__, (ctx));                    \

@@ -141,6 +141,21 @@ void aiolab_dump_state(FILE *f)
     fflush(f);
 }
 
+void aiolab_dump_state_fd(int fd)
+{
+    int copy = dup(fd);
+    FILE *f = copy >= 0 ? fdopen(copy, "w") : NULL;
+
+    if (!f) {
+        if (copy >= 0) {
+            close(copy);
+        }
+        return;
+    }
+    aiolab_dump_state(f);
+    fclose(f);
+}
+
 static void sigquit_handler(int sig)
 {
     aiolab_dump_state(stderr);

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdint.h>
 #include <aiolab/trace.h>
 #include "util/atomic.h"
 #include "util/thread.h"
@@ -153,7 +154,19 @@ typedef struct Interned {
 static Interned *interned;
 static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
 
-const char *aiolab_intern(const char *s)
+/*
+ * A small cache in front of the list, keyed by the caller's pointer: C
+ * callers pass string literals, so the same pointer comes back every time
+ * and a hit costs a load and a strcmp.  The strcmp matters: a caller's
+ * temporary buffer may be reused for another string.
+ */
+#define INTERN_CACHE_SIZE 256
+static struct {
+    const char *key;
+    const char *interned;
+} intern_cache[INTERN_CACHE_SIZE];
+
+static const char *intern_slow(const char *s)
 {
     Interned *i;
     size_t len = strlen(s);
@@ -172,6 +185,29 @@ const char *aiolab_intern(const char *s)
     }
     pthread_mutex_unlock(&intern_lock);
     return i->s;
+}
+
+const char *aiolab_intern(const char *s)
+{
+    unsigned slot = ((uintptr_t)s >> 3) % INTERN_CACHE_SIZE;
+    const char *key = qatomic_load_acquire(&intern_cache[slot].key);
+    const char *hit = qatomic_load_acquire(&intern_cache[slot].interned);
+    const char *r;
+
+    if (key == s && hit && !strcmp(hit, s)) {
+        return hit;
+    }
+    r = intern_slow(s);
+    /* Racy update of a cache line: readers check with strcmp anyway. */
+    qatomic_store_release(&intern_cache[slot].interned, NULL);
+    qatomic_store_release(&intern_cache[slot].key, s);
+    qatomic_store_release(&intern_cache[slot].interned, r);
+    return r;
+}
+
+const char *aiolab_intern_string(const char *s)
+{
+    return s ? aiolab_intern(s) : NULL;
 }
 
 int64_t aiolab_now_ns(void)

@@ -621,8 +621,8 @@ static const TestCase tests[] = {
     { "/aio-wait/in-own-iothread", test_wait_in_iothread_own_ctx },
     { "/aio-wait/bh-oneshot", test_wait_bh_oneshot },
     { "/aio-wait/death/across-iothreads", death_wait_across_iothreads,
-      .death = "only the main loop (BQL held) or the context's own thread "
-               "may wait" },
+      .death = "waits on context 'IO io1': only the main loop (BQL held) or "
+               "the context's own thread may wait" },
     { "/bql/basics", test_bql_basics },
     { "/bql/per-thread-and-contention", test_bql_per_thread_and_contention },
     { "/bql/death/double-lock", death_bql_double_lock,

@@ -252,7 +252,7 @@ static const TestCase tests[] = {
       death_wait_bh_oneshot_from_iothread,
       .death = "aio_wait_bh_oneshot() must be called from the main loop" },
     { "/misuse/wait-null-from-iothread", death_wait_null_from_iothread,
-      .death = "waits for 'true' on context '(NULL)'" },
+      .death = "waits on context '(NULL)': only the main loop" },
     { "/misuse/submit-co-outside-coroutine",
       death_submit_co_outside_coroutine,
       .death = "thread_pool_submit_co() must be called from coroutine "

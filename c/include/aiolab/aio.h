@@ -126,6 +126,15 @@ AIOLAB_API bool aio_poll(AioContext *ctx, bool blocking);
  */
 AIOLAB_API void qemu_set_current_aio_context(AioContext *ctx);
 
+/**
+ * aiolab_clear_current_aio_context: if @ctx is the calling thread's current
+ * context, forget it, so that the thread may adopt another (the Python
+ * binding does this when a context is closed).  Never for the main
+ * context.  aiolab only: QEMU threads keep their context for life.
+ * Context: the thread whose current context @ctx is.
+ */
+AIOLAB_API void aiolab_clear_current_aio_context(AioContext *ctx);
+
 /*
  * Embedding an AioContext in another event loop (asyncio, a GUI toolkit):
  * the job QEMU gives to its GSource callbacks aio_ctx_prepare/check/

@@ -30,6 +30,34 @@
 AIOLAB_API void aiolab_dump_state(FILE *f);
 
 /**
+ * aiolab_dump_state_fd: aiolab_dump_state() to file descriptor @fd (for
+ * bindings, which have no FILE *).  Context: any thread.
+ */
+AIOLAB_API void aiolab_dump_state_fd(int fd);
+
+/*
+ * The rules, checkable without aborting, so that a binding can refuse a
+ * call with the very message the debug build would abort with.
+ */
+typedef enum AiolabRule {
+    AIOLAB_RULE_HOME_THREAD = 0,   /* may poll @ctx now (aio_poll's rules) */
+    AIOLAB_RULE_GLOBAL_STATE = 1,  /* holds the BQL (GLOBAL_STATE_CODE) */
+    AIOLAB_RULE_AIO_WAIT = 2,      /* may AIO_WAIT_WHILE on @ctx (or NULL) */
+    AIOLAB_RULE_MAIN_LOOP_WAIT = 3,/* main-loop thread with the BQL */
+    AIOLAB_RULE_HAS_CONTEXT = 4,   /* the thread has a current AioContext */
+} AiolabRule;
+
+/**
+ * aiolab_rule_check: would calling @func (its name, for the message) now,
+ * on @ctx where the rule needs one, break @rule?
+ * Returns: true if the rule holds; false with the abort message written to
+ * @buf (at most @len bytes, NUL-terminated).  Checked in every build.
+ * Context: any thread.
+ */
+AIOLAB_API bool aiolab_rule_check(int rule, const char *func, void *ctx,
+                                  char *buf, size_t len);
+
+/**
  * aiolab_install_sigquit_handler: dump state on SIGQUIT (done by
  * qemu_init_main_loop()).  Context: any thread.
  */

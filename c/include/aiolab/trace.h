@@ -87,4 +87,12 @@ AIOLAB_API void aiolab_trace_end(const char *name, int64_t arg);
  */
 AIOLAB_API void aiolab_thread_set_name(const char *name);
 
+/**
+ * aiolab_intern_string: a copy of @s that lives as long as the process
+ * (one per distinct string), for names that traces may print after their
+ * owner is gone.  BH and context names are interned automatically.
+ * Context: any thread.
+ */
+AIOLAB_API const char *aiolab_intern_string(const char *s);
+
 #endif
