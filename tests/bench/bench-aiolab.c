@@ -117,7 +117,8 @@ static void wake_cb(void *opaque)
 
 static void row_wakeup(void)
 {
-    size_t n = bench_quick() ? 2000 : 20000, warm = n / 10;
+    int64_t gap = opt_int("gap_ns", 0);
+    size_t n = wakeup_samples(gap), warm = n / 10;
     int64_t *v = samples_alloc(n);
     long long max_ns = opt_int("poll_max_ns", -1);
     IOThread *it;
@@ -139,6 +140,7 @@ static void row_wakeup(void)
         if (i >= warm) {
             v[i - warm] = now_ns() - t0;
         }
+        gap_wait(gap);
     }
     json_begin_aiolab();
     json_num("poll_max_ns", (double)iothread_param(it, "poll-max-ns"));

@@ -115,7 +115,8 @@ static void wake_request(void)
 static void row_wakeup(void)
 {
     const char *variant = opt_str("variant", "futex");
-    size_t n = bench_quick() ? 2000 : 20000, warm = n / 10;
+    int64_t gap = opt_int("gap_ns", 0);
+    size_t n = wakeup_samples(gap), warm = n / 10;
     int64_t *v = samples_alloc(n);
     pthread_t th;
 
@@ -134,6 +135,7 @@ static void row_wakeup(void)
         if (i >= warm) {
             v[i - warm] = now_ns() - t0;
         }
+        gap_wait(gap);
     }
     __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
     wake_request();

@@ -180,7 +180,8 @@ static gboolean wake_cb(gpointer data)
 
 static void row_wakeup(void)
 {
-    size_t n = bench_quick() ? 2000 : 20000, warm = n / 10;
+    int64_t gap = opt_int("gap_ns", 0);
+    size_t n = wakeup_samples(gap), warm = n / 10;
     int64_t *v = samples_alloc(n);
     Loop l;
 
@@ -198,6 +199,7 @@ static void row_wakeup(void)
         if (i >= warm) {
             v[i - warm] = now_ns() - t0;
         }
+        gap_wait(gap);
     }
     loop_stop(&l);
     json_begin("GLib (g_main_context_invoke)");

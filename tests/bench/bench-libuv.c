@@ -111,7 +111,8 @@ static void wake_cb(uv_async_t *h)
 
 static void row_wakeup(void)
 {
-    size_t n = bench_quick() ? 2000 : 20000, warm = n / 10;
+    int64_t gap = opt_int("gap_ns", 0);
+    size_t n = wakeup_samples(gap), warm = n / 10;
     int64_t *v = samples_alloc(n);
     static Loop l;
 
@@ -129,6 +130,7 @@ static void row_wakeup(void)
         if (i >= warm) {
             v[i - warm] = now_ns() - t0;
         }
+        gap_wait(gap);
     }
     loop_stop(&l);
     json_begin("libuv (uv_async_send)");

@@ -306,6 +306,28 @@ static inline void json_throughput(BenchBatchFn *fn, void *arg,
     json_num("value", median_dbl(per, nbatch));
 }
 
+/*
+ * The wake-up rows: back to back (gap 0: the loop may still be awake when
+ * the next request comes), or gap_ns=N apart, so that the loop has gone
+ * to sleep.  The requester spins through the gap on its own CPU.
+ */
+static inline size_t wakeup_samples(int64_t gap)
+{
+    if (gap) {
+        return bench_quick() ? 500 : 5000;
+    }
+    return bench_quick() ? 2000 : 20000;
+}
+
+static inline void gap_wait(int64_t gap)
+{
+    int64_t end = now_ns() + gap;
+
+    while (gap && now_ns() < end) {
+        cpu_relax();
+    }
+}
+
 /* Samples for latency rows. */
 static inline int64_t *samples_alloc(size_t n)
 {
