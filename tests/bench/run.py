@@ -12,7 +12,7 @@ Command line (from the repository root; `make bench` runs exactly this):
     --only ROWS    comma-separated rows, by number or name:
                    1 bh, 2 wakeup, 3 pingpong, 4 timer, 5 fd, 6 coroutine,
                    7 trace, 8 wakeup-idle (informational, no target)
-    --runs N       runs per figure (default 5, --quick 3; at least 3)
+    --runs N       runs per figure (default 7, --quick 3; at least 3)
     --cpus A,B     the loop CPU and the other CPU (default 1,0)
     --no-aiolab    peers only (no aiolab build needed; for debugging)
 
@@ -854,7 +854,7 @@ def main():
     ap.add_argument("--cpus", default="1,0")
     ap.add_argument("--no-aiolab", dest="aiolab", action="store_false")
     args = ap.parse_args()
-    args.runs = args.runs or (3 if args.quick else 5)
+    args.runs = args.runs or (3 if args.quick else 7)
     if args.runs < 3:
         ap.error("--runs must be at least 3 (DESIGN.md section 3)")
     args.cpu, args.cpu2 = (int(x) for x in args.cpus.split(","))
