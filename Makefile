@@ -91,6 +91,34 @@ $(LIB_PC): Makefile
 	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: aiolab\nDescription: a working model of QEMU'"'"'s event-loop concurrency\nVersion: 0.1.0\nLibs: -L$${libdir} -laiolab\nLibs.private: %s\nCflags: -I$${includedir}\n' \
 	    "$(PREFIX)" "$(LIBS)" > $@
 
+# --- Python extension modules (default build only, built in place) -----
+PY_EXT  := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+PY_INC  := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])" 2>/dev/null)
+PYPKG   := bindings/python/aiolab
+CDEFS   := $(wildcard bindings/cffi/cdefs/*.h)
+CFFI_MOD := $(PYPKG)/_aiolab_cffi$(PY_EXT)
+SWIG_MOD := $(PYPKG)/_aiolab_swig$(PY_EXT)
+ifeq ($(BUILD)$(PY_EXT),build$(PY_EXT))
+ifneq ($(PY_EXT),)
+PY_MODULES := $(CFFI_MOD) $(SWIG_MOD)
+endif
+endif
+
+$(CFFI_MOD): bindings/cffi/build.py $(CDEFS) $(LIB_SO)
+	$(Q)$(PYTHON) bindings/cffi/build.py --build $(BUILD) --out $(PYPKG)
+
+# -threads: every call releases the GIL (callbacks from IOThreads take it).
+$(SWIG_MOD): bindings/swig/aiolab.i $(CDEFS) $(LIB_SO)
+	@mkdir -p $(BUILD)/swig
+	@$(if $(Q),echo "  SWIG    $@")
+	$(Q)swig -python -threads -w451 -Ic/include -o $(BUILD)/swig/aiolab_swig_wrap.c -outdir $(PYPKG) $<
+	$(Q)$(CC) -shared -fPIC -O2 -g -std=gnu11 -Wno-unused-parameter -Ic/include -I$(PY_INC) \
+	    $(BUILD)/swig/aiolab_swig_wrap.c -L$(BUILD) -laiolab -Wl,-rpath,$(abspath $(BUILD)) -o $@
+
+python: $(PY_MODULES)
+.PHONY: python
+all: $(PY_MODULES)
+
 # --- programs ----------------------------------------------------------
 TOOL_SRCS := $(wildcard c/tools/*.c)
 TOOLS     := $(patsubst c/tools/%.c,$(BUILD)/bin/%,$(TOOL_SRCS))

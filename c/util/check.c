@@ -52,6 +52,19 @@ void aiolab_home_thread_violation(const char *func, AioContext *ctx)
     abort();
 }
 
+void aiolab_fmt_bql_double_lock(char *buf, size_t len, const char *func)
+{
+    snprintf(buf, len, "aiolab: %s() called by thread '%s', which already "
+             "holds the BQL (it is not recursive: use BQL_LOCK_GUARD() where "
+             "it may be held)", func, aiolab_thread_self()->name);
+}
+
+void aiolab_fmt_bql_not_held(char *buf, size_t len, const char *func)
+{
+    snprintf(buf, len, "aiolab: %s() called by thread '%s', which does not "
+             "hold the BQL", func, aiolab_thread_self()->name);
+}
+
 bool aiolab_aio_wait_allowed(AioContext *ctx, const char *func, char *buf,
                              size_t len)
 {
@@ -126,6 +139,18 @@ bool aiolab_rule_check(int rule, const char *func, void *opaque_ctx,
         }
         snprintf(buf, len, "aiolab: %s() must be called from a thread with "
                  "an AioContext (the completion runs there) " RULE_HOME, func);
+        return false;
+    case AIOLAB_RULE_BQL_NOT_HELD:
+        if (!bql_locked()) {
+            return true;
+        }
+        aiolab_fmt_bql_double_lock(buf, len, func);
+        return false;
+    case AIOLAB_RULE_BQL_HELD:
+        if (bql_locked()) {
+            return true;
+        }
+        aiolab_fmt_bql_not_held(buf, len, func);
         return false;
     default:
         snprintf(buf, len, "aiolab: aiolab_rule_check() got an unknown rule "

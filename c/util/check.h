@@ -72,6 +72,10 @@ void aiolab_home_thread_violation(const char *func, struct AioContext *ctx)
 /* in_aio_context_home_thread(), with the iohandler context counted as
  * the main context (it is polled by the main loop). */
 bool aiolab_is_home_thread(struct AioContext *ctx);
+/* The BQL misuse messages (bql.c aborts with them). */
+void aiolab_fmt_bql_double_lock(char *buf, size_t len, const char *func);
+void aiolab_fmt_bql_not_held(char *buf, size_t len, const char *func);
+
 /* The AIO_WAIT_WHILE rule; false with the message in @buf. */
 bool aiolab_aio_wait_allowed(struct AioContext *ctx, const char *func,
                              char *buf, size_t len);

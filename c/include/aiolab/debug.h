@@ -45,6 +45,8 @@ typedef enum AiolabRule {
     AIOLAB_RULE_AIO_WAIT = 2,      /* may AIO_WAIT_WHILE on @ctx (or NULL) */
     AIOLAB_RULE_MAIN_LOOP_WAIT = 3,/* main-loop thread with the BQL */
     AIOLAB_RULE_HAS_CONTEXT = 4,   /* the thread has a current AioContext */
+    AIOLAB_RULE_BQL_NOT_HELD = 5,  /* may bql_lock(): does not hold it */
+    AIOLAB_RULE_BQL_HELD = 6,      /* may bql_unlock(): holds it */
 } AiolabRule;
 
 /**

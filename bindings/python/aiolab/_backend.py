@@ -1,0 +1,333 @@
+# SPDX-License-Identifier: MIT
+"""The low-level module behind the package: cffi (default) or SWIG.
+
+AIOLAB_BINDING=cffi|swig picks one; a process holds one.  Both modules
+expose the C API under its C names (`lib.aio_poll`, `lib.qemu_bh_schedule`,
+...).  This file hides the few places where they differ -- strings,
+NULL, handles for callbacks, out-parameters, arrays -- behind one small
+object, `B`, that the rest of the package uses.
+"""
+import os
+
+BINDING = os.environ.get("AIOLAB_BINDING", "cffi")
+if BINDING not in ("cffi", "swig"):
+    raise ImportError(f"AIOLAB_BINDING must be 'cffi' or 'swig', not "
+                      f"{BINDING!r}")
+
+
+# EventNotifier callback roles (the index into B.NOTIFIER_CBS).
+READ, POLL, POLL_READY, POLL_BEGIN, POLL_END = range(5)
+
+
+class _Cffi:
+    name = "cffi"
+
+    def __init__(self):
+        from . import _aiolab_cffi as mod
+        self.ffi = ffi = mod.ffi
+        self.lib = lib = mod.lib
+        self.NULL = ffi.NULL
+        self._registry = {}     # callback kind -> Python dispatcher
+
+        def make(kind):
+            def dispatch(*args):
+                return self._registry[kind](*args)
+            return dispatch
+
+        # The extern "Python" functions: the opaque is a handle.
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_void_cb(opaque):
+            ffi.from_handle(opaque)()
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_bool_cb(opaque):
+            return bool(ffi.from_handle(opaque)())
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_int_cb(opaque):
+            return int(ffi.from_handle(opaque)())
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_completion_cb(opaque, ret):
+            ffi.from_handle(opaque)(ret)
+
+        def addr(e):
+            return int(ffi.cast("uintptr_t", e))
+
+        # EventNotifier callbacks get the notifier; one trampoline per role.
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_notifier_read_cb(e):
+            self.notifier_dispatch(addr(e), READ)
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_notifier_poll_cb(e):
+            return bool(self.notifier_dispatch(addr(e), POLL))
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_notifier_poll_ready_cb(e):
+            self.notifier_dispatch(addr(e), POLL_READY)
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_notifier_poll_begin_cb(e):
+            self.notifier_dispatch(addr(e), POLL_BEGIN)
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_notifier_poll_end_cb(e):
+            self.notifier_dispatch(addr(e), POLL_END)
+
+        self.VOID_CB = lib._aiolab_void_cb
+        self.BOOL_CB = lib._aiolab_bool_cb
+        self.INT_CB = lib._aiolab_int_cb
+        self.COMPLETION_CB = lib._aiolab_completion_cb
+        self.NOTIFIER_CBS = (lib._aiolab_notifier_read_cb,
+                             lib._aiolab_notifier_poll_cb,
+                             lib._aiolab_notifier_poll_ready_cb,
+                             lib._aiolab_notifier_poll_begin_cb,
+                             lib._aiolab_notifier_poll_end_cb)
+        self.notifier_dispatch = lambda addr, role: None
+
+    @staticmethod
+    def _onerror(exc_type, exc_value, tb):
+        # The package's wrappers catch everything; this is a last resort.
+        import sys
+        sys.unraisablehook(type("UnraisableHookArgs", (), dict(
+            exc_type=exc_type, exc_value=exc_value, exc_traceback=tb,
+            err_msg="Exception in an aiolab callback", object=None))())
+        return None
+
+    # --- values ---------------------------------------------------------
+    def s(self, text):
+        """A Python str for a `const char *` argument."""
+        return text.encode() if text is not None else self.NULL
+
+    def str(self, cstr):
+        """A `const char *` result as a Python str (None for NULL)."""
+        if cstr == self.NULL:
+            return None
+        return self.ffi.string(cstr).decode(errors="replace")
+
+    def is_null(self, p):
+        return p == self.NULL
+
+    def addr(self, p):
+        return int(self.ffi.cast("uintptr_t", p))
+
+    # --- callbacks ------------------------------------------------------
+    def handle(self, obj):
+        """(opaque, keepalive): keep `keepalive` while C may call back."""
+        h = self.ffi.new_handle(obj)
+        return h, h
+
+    def release(self, keepalive):
+        pass                    # dropping the handle object is enough
+
+    # --- out-parameters and arrays --------------------------------------
+    def errp(self):
+        return self.ffi.new("Error **")
+
+    def err_value(self, errp):
+        return errp[0]
+
+    def take_error(self, errp):
+        """The message of *errp (freeing it), or None."""
+        err = errp[0]
+        if err == self.NULL:
+            return None
+        msg = self.str(self.lib.error_get_pretty(err))
+        self.lib.error_free(err)
+        return msg
+
+    def int64p(self):
+        return self.ffi.new("int64_t *")
+
+    def int64_value(self, p):
+        return p[0]
+
+    def uint64p(self):
+        return self.ffi.new("uint64_t *")
+
+    def uint64_value(self, p):
+        return p[0]
+
+    def new_notifier(self):
+        return self.ffi.new("EventNotifier *")
+
+    def new_guard(self):
+        return self.ffi.new("MemReentrancyGuard *")
+
+    def guard_engaged(self, g):
+        return bool(g.engaged_in_io)
+
+    def array(self, ctype, n):
+        return self.ffi.new(f"{ctype}[]", max(n, 1))
+
+    def item(self, arr, ctype, i):
+        return arr[i]
+
+    def chars(self, field):
+        return self.ffi.string(field).decode(errors="replace")
+
+    def take_string(self, cstr):
+        """A malloc'd `char *` result: convert, then free it."""
+        if cstr == self.NULL:
+            return None
+        try:
+            return self.str(cstr)
+        finally:
+            self.lib.free(cstr)
+
+    def rule_check(self, rule, func, ctx):
+        buf = self.ffi.new("char[]", 512)
+        if self.lib.aiolab_rule_check(rule, self.s(func), ctx, buf, 512):
+            return None
+        return self.ffi.string(buf).decode(errors="replace")
+
+    def ptr_arg(self, p):
+        return p if p is not None else self.NULL
+
+
+class _Swig:
+    name = "swig"
+
+    def __init__(self):
+        from . import aiolab_swig as mod
+        self.lib = mod
+        self.NULL = None
+        self.VOID_CB = mod.AIOLAB_SWIG_VOID_CB
+        self.BOOL_CB = mod.AIOLAB_SWIG_BOOL_CB
+        self.INT_CB = mod.AIOLAB_SWIG_INT_CB
+        self.COMPLETION_CB = mod.AIOLAB_SWIG_COMPLETION_CB
+        self.NOTIFIER_CBS = (mod.AIOLAB_SWIG_NOTIFIER_READ_CB,
+                             mod.AIOLAB_SWIG_NOTIFIER_POLL_CB,
+                             mod.AIOLAB_SWIG_NOTIFIER_POLL_READY_CB,
+                             mod.AIOLAB_SWIG_NOTIFIER_POLL_BEGIN_CB,
+                             mod.AIOLAB_SWIG_NOTIFIER_POLL_END_CB)
+        self.notifier_dispatch = lambda addr, role: None
+        mod.aiolab_swig_set_notifier_dispatch(
+            lambda addr, role: self.notifier_dispatch(addr, role))
+
+    def s(self, text):
+        return text
+
+    def str(self, cstr):
+        return cstr
+
+    def is_null(self, p):
+        return p is None
+
+    def addr(self, p):
+        return 0 if p is None else self.lib.aiolab_swig_addr(p)
+
+    def handle(self, obj):
+        h = self.lib.aiolab_swig_handle_new(obj)
+        return h, _SwigHandle(self.lib, h)
+
+    def release(self, keepalive):
+        keepalive.free()
+
+    def errp(self):
+        p = self.lib.new_errorp()
+        self.lib.errorp_assign(p, None)
+        return p
+
+    def take_error(self, errp):
+        err = self.lib.errorp_value(errp)
+        try:
+            if err is None:
+                return None
+            msg = self.lib.error_get_pretty(err)
+            self.lib.error_free(err)
+            return msg
+        finally:
+            self.lib.delete_errorp(errp)
+
+    def int64p(self):
+        return self.lib.new_int64p()
+
+    def int64_value(self, p):
+        v = self.lib.int64p_value(p)
+        self.lib.delete_int64p(p)
+        return v
+
+    def uint64p(self):
+        return self.lib.new_uint64p()
+
+    def uint64_value(self, p):
+        v = self.lib.uint64p_value(p)
+        self.lib.delete_uint64p(p)
+        return v
+
+    def new_notifier(self):
+        return _SwigOwned(self.lib.new_notifierp(), self.lib.delete_notifierp)
+
+    def new_guard(self):
+        g = self.lib.new_guardp()
+        v = self.lib.guardp_value(g)
+        v.engaged_in_io = False
+        self.lib.guardp_assign(g, v)
+        return _SwigOwned(g, self.lib.delete_guardp)
+
+    def guard_engaged(self, g):
+        return bool(self.lib.guardp_value(_raw(g)).engaged_in_io)
+
+    _ARRAYS = {
+        "AiolabBqlStats": "bqlstats_array",
+        "AiolabTraceRecord": "tracerecord_array",
+        "AiolabTraceThread": "tracethread_array",
+        "AiolabCoroutineInfo": "coroutineinfo_array",
+        "IOThread *": "iothreadp_array",
+    }
+
+    def array(self, ctype, n):
+        name = self._ARRAYS[ctype]
+        return _SwigOwned(getattr(self.lib, "new_" + name)(max(n, 1)),
+                          getattr(self.lib, "delete_" + name))
+
+    def item(self, arr, ctype, i):
+        return getattr(self.lib, self._ARRAYS[ctype] + "_getitem")(_raw(arr),
+                                                                   i)
+
+    def chars(self, field):
+        return field
+
+    def take_string(self, cstr):
+        return cstr             # %newobject: SWIG already freed it
+
+    def rule_check(self, rule, func, ctx):
+        return self.lib.aiolab_swig_rule_check(rule, func, _raw(ctx))
+
+    def ptr_arg(self, p):
+        return _raw(p)
+
+
+class _SwigHandle:
+    """A reference to a Python object held for C, dropped by free()."""
+
+    def __init__(self, lib, h):
+        self.lib, self.h = lib, h
+
+    def free(self):
+        if self.h is not None:
+            self.lib.aiolab_swig_handle_free(self.h)
+            self.h = None
+
+
+class _SwigOwned:
+    """A SWIG-allocated C object, freed when this wrapper dies."""
+
+    def __init__(self, ptr, deleter):
+        self.ptr, self.deleter = ptr, deleter
+
+    def __del__(self):
+        if self.ptr is not None:
+            self.deleter(self.ptr)
+            self.ptr = None
+
+
+def _raw(p):
+    return p.ptr if isinstance(p, _SwigOwned) else p
+
+
+B = _Cffi() if BINDING == "cffi" else _Swig()
+lib = B.lib
+raw = _raw

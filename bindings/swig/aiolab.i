@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bindings/swig/aiolab.i - the SWIG low-level module, aiolab.aiolab_swig.
+ *
+ * The declarations are the same cdef files the cffi module uses (one per C
+ * header).  Built with -threads: every call releases the GIL, so a blocking
+ * aio_poll() does not stop other Python threads, and a callback from an
+ * IOThread can take the GIL (without -threads it would deadlock).
+ *
+ * Callbacks go through the small C trampolines below: the opaque pointer
+ * is a Python object (a new reference from aiolab_swig_handle_new()), and
+ * the trampoline takes the GIL and calls it.
+ */
+%module(threads="1") aiolab_swig
+
+%{
+#include <stdlib.h>
+#include <aiolab/aiolab.h>
+%}
+
+%include <stdint.i>
+%include <cpointer.i>
+%include <carrays.i>
+
+/* Handle management runs with the GIL held (it touches refcounts). */
+%nothread aiolab_swig_handle_new;
+%nothread aiolab_swig_handle_free;
+%nothread aiolab_swig_set_notifier_dispatch;
+
+%{
+/* Report an exception that escaped a callback (the aiolab package's own
+ * wrappers catch everything; this is the last line of defence). */
+static void aiolab_swig_report(PyObject *callable)
+{
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable(callable);
+    }
+}
+
+/*
+ * Each trampoline holds its own reference to the callable while calling
+ * it: the callable may release the handle (a oneshot BH does, when done).
+ */
+static void aiolab_swig_void_cb(void *opaque)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyObject *fn = opaque, *r;
+
+    Py_INCREF(fn);
+    r = PyObject_CallNoArgs(fn);
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        aiolab_swig_report(fn);
+    }
+    Py_DECREF(fn);
+    PyGILState_Release(st);
+}
+
+static bool aiolab_swig_bool_cb(void *opaque)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyObject *fn = opaque, *r;
+    bool ret = false;
+
+    Py_INCREF(fn);
+    r = PyObject_CallNoArgs(fn);
+    if (r) {
+        ret = PyObject_IsTrue(r) == 1;
+        Py_DECREF(r);
+    } else {
+        aiolab_swig_report(fn);
+    }
+    Py_DECREF(fn);
+    PyGILState_Release(st);
+    return ret;
+}
+
+static int aiolab_swig_int_cb(void *opaque)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyObject *fn = opaque, *r;
+    int ret = -1;
+
+    Py_INCREF(fn);
+    r = PyObject_CallNoArgs(fn);
+    if (r) {
+        ret = (int)PyLong_AsLong(r);
+        if (PyErr_Occurred()) {
+            aiolab_swig_report(fn);
+            ret = -1;
+        }
+        Py_DECREF(r);
+    } else {
+        aiolab_swig_report(fn);
+    }
+    Py_DECREF(fn);
+    PyGILState_Release(st);
+    return ret;
+}
+
+static void aiolab_swig_completion_cb(void *opaque, int ret)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyObject *fn = opaque, *r;
+
+    Py_INCREF(fn);
+    r = PyObject_CallFunction(fn, "i", ret);
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        aiolab_swig_report(fn);
+    }
+    Py_DECREF(fn);
+    PyGILState_Release(st);
+}
+
+/* EventNotifier callbacks get the notifier, not an opaque: the package
+ * registers one dispatcher that maps (address, role) to Python. */
+static PyObject *notifier_dispatch;
+
+static bool aiolab_swig_notifier(EventNotifier *e, int role)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyObject *r = NULL;
+    bool ret = false;
+
+    if (notifier_dispatch) {
+        Py_INCREF(notifier_dispatch);
+        r = PyObject_CallFunction(notifier_dispatch, "Ki",
+                                  (unsigned long long)(uintptr_t)e, role);
+        if (r) {
+            ret = PyObject_IsTrue(r) == 1;
+            Py_DECREF(r);
+        } else {
+            aiolab_swig_report(notifier_dispatch);
+        }
+        Py_DECREF(notifier_dispatch);
+    }
+    PyGILState_Release(st);
+    return ret;
+}
+
+static void aiolab_swig_notifier_read_cb(EventNotifier *e)
+{
+    aiolab_swig_notifier(e, 0);
+}
+
+static bool aiolab_swig_notifier_poll_cb(void *e)
+{
+    return aiolab_swig_notifier(e, 1);
+}
+
+static void aiolab_swig_notifier_poll_ready_cb(EventNotifier *e)
+{
+    aiolab_swig_notifier(e, 2);
+}
+
+static void aiolab_swig_notifier_poll_begin_cb(EventNotifier *e)
+{
+    aiolab_swig_notifier(e, 3);
+}
+
+static void aiolab_swig_notifier_poll_end_cb(EventNotifier *e)
+{
+    aiolab_swig_notifier(e, 4);
+}
+
+static void *aiolab_swig_handle_new(PyObject *obj)
+{
+    Py_INCREF(obj);
+    return obj;
+}
+
+static void aiolab_swig_handle_free(void *handle)
+{
+    Py_XDECREF((PyObject *)handle);
+}
+
+static void aiolab_swig_set_notifier_dispatch(PyObject *fn)
+{
+    Py_XINCREF(fn);
+    Py_XDECREF(notifier_dispatch);
+    notifier_dispatch = fn;
+}
+
+static unsigned long long aiolab_swig_addr(void *p)
+{
+    return (unsigned long long)(uintptr_t)p;
+}
+
+/* aiolab_rule_check with its buffer made here: NULL, or the message. */
+static char *aiolab_swig_rule_check(int rule, const char *func, void *ctx)
+{
+    char buf[512];
+
+    if (aiolab_rule_check(rule, func, ctx, buf, sizeof(buf))) {
+        return NULL;
+    }
+    return strdup(buf);
+}
+%}
+
+%newobject aiolab_swig_rule_check;
+%newobject iothread_get_id;
+
+%constant void (*AIOLAB_SWIG_VOID_CB)(void *) = aiolab_swig_void_cb;
+%constant bool (*AIOLAB_SWIG_BOOL_CB)(void *) = aiolab_swig_bool_cb;
+%constant int (*AIOLAB_SWIG_INT_CB)(void *) = aiolab_swig_int_cb;
+%constant void (*AIOLAB_SWIG_COMPLETION_CB)(void *, int) =
+    aiolab_swig_completion_cb;
+%constant void (*AIOLAB_SWIG_NOTIFIER_READ_CB)(EventNotifier *) =
+    aiolab_swig_notifier_read_cb;
+%constant bool (*AIOLAB_SWIG_NOTIFIER_POLL_CB)(void *) =
+    aiolab_swig_notifier_poll_cb;
+%constant void (*AIOLAB_SWIG_NOTIFIER_POLL_READY_CB)(EventNotifier *) =
+    aiolab_swig_notifier_poll_ready_cb;
+%constant void (*AIOLAB_SWIG_NOTIFIER_POLL_BEGIN_CB)(EventNotifier *) =
+    aiolab_swig_notifier_poll_begin_cb;
+%constant void (*AIOLAB_SWIG_NOTIFIER_POLL_END_CB)(EventNotifier *) =
+    aiolab_swig_notifier_poll_end_cb;
+void *aiolab_swig_handle_new(PyObject *obj);
+void aiolab_swig_handle_free(void *handle);
+void aiolab_swig_set_notifier_dispatch(PyObject *fn);
+unsigned long long aiolab_swig_addr(void *p);
+char *aiolab_swig_rule_check(int rule, const char *func, void *ctx);
+
+%pointer_functions(Error *, errorp);
+%pointer_functions(int64_t, int64p);
+%pointer_functions(uint64_t, uint64p);
+%pointer_functions(EventNotifier, notifierp);
+%pointer_functions(MemReentrancyGuard, guardp);
+%array_functions(AiolabBqlStats, bqlstats_array);
+%array_functions(AiolabTraceRecord, tracerecord_array);
+%array_functions(AiolabTraceThread, tracethread_array);
+%array_functions(AiolabCoroutineInfo, coroutineinfo_array);
+%array_functions(IOThread *, iothreadp_array);
+
+%include "../cffi/cdefs/error.h"
+%include "../cffi/cdefs/event_notifier.h"
+%include "../cffi/cdefs/aio.h"
+%include "../cffi/cdefs/timer.h"
+%include "../cffi/cdefs/main-loop.h"
+%include "../cffi/cdefs/iothread.h"
+%include "../cffi/cdefs/aio-wait.h"
+%include "../cffi/cdefs/coroutine.h"
+%include "../cffi/cdefs/thread-pool.h"
+%include "../cffi/cdefs/defer-call.h"
+%include "../cffi/cdefs/trace.h"
+%include "../cffi/cdefs/debug.h"
