@@ -237,13 +237,13 @@ class AbortSite:
         text = self.fmt
         for rule in RULE_TEXTS:
             text = text.replace(rule, "\x00")
-        pieces = re.split(r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t|L)?"
-                          r"[diouxXcspn%]|\x00", text)
+        pieces = re.split(CONVERSION + r"|\x00", text)
         pieces = [squash(p) for p in pieces]
         best = max(pieces, key=len)
         return best if len(best) >= 6 else squash(self.fmt)
 
 
+CONVERSION = r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t|L)?[diouxXcspn%]"
 RULE_TEXTS = []
 # Macros whose message names the offending argument, not a rule: the
 # functions that use them are too many to list and need not be.
@@ -277,8 +277,8 @@ def find_abort_sites():
             if len(args) < 2:
                 continue
             fmt = string_value(args[1], macros)
-            if fmt is None:
-                continue            # the macro definitions themselves
+            if fmt is None or not fixed_text(fmt):
+                continue            # macro definitions, "%s" relays
             macro = next((name for s, e, name in cspans
                           if s <= m.start() < e), None)
             if macro:
@@ -301,15 +301,32 @@ def find_abort_sites():
             sites.append(AbortSite(path, fmt, [f for f in funcs if f], how))
         # fprintf(stderr, "...") directly followed by abort()
         for m in re.finditer(r"\bfprintf\s*\(\s*stderr\s*,", text):
-            args, end = call_args(text, m.end() - len(m.group(0)) +
-                                  m.group(0).index("("))
-            if not re.match(r"\s*;\s*abort\s*\(\s*\)", text[end:]):
+            args, end = call_args(text, m.start() + m.group(0).index("("))
+            if not re.match(r"\s*;\s*(?:fflush\s*\(\s*stderr\s*\)\s*;"
+                            r"\s*)?abort\s*\(\s*\)", text[end:]):
                 continue
             fmt = string_value(args[1], macros)
-            if fmt is not None:
+            if fmt is not None and fixed_text(fmt):
                 sites.append(AbortSite(path, fmt.rstrip("\n"),
                                        [enclosing(fspans, m.start())],
                                        "fprintf+abort"))
+        # Messages formatted into a buffer, "aiolab: %s() ...", to be
+        # printed by an abort or raised by a binding (aiolab_rule_check).
+        for m in re.finditer(r"\bsnprintf\s*\(", text):
+            args, _ = call_args(text, m.end() - 1)
+            fmt = string_value(args[2], macros) if len(args) > 2 else None
+            head = re.match(r"aiolab: (%s|[A-Za-z_]\w*)\(\) ", fmt or "")
+            if not head:
+                continue
+            if head.group(1) != "%s":
+                funcs = [head.group(1)]
+            elif re.fullmatch(r"func\w*", args[3]):
+                funcs = callers_passing_func(sources,
+                                             enclosing(fspans, m.start()))
+            else:
+                funcs = []
+            sites.append(AbortSite(path, fmt[head.end():], funcs,
+                                   "snprintf"))
         for s, e, name in cspans:
             if not name:
                 continue
@@ -320,7 +337,7 @@ def find_abort_sites():
                 wrappers.setdefault(name, w.group(1))
     # HOME_THREAD_CODE() prints check.c's aiolab_home_thread_violation().
     home_sites = [s for s in sites if s.path.endswith("check.c") and
-                  "home thread" in s.fmt]
+                  "outside the home thread" in s.fmt]
     msg_macros.setdefault("HOME_THREAD_CODE", []).extend(home_sites)
     # Who uses each message macro (directly or through a wrapper)?
     def resolve(name):
@@ -350,6 +367,11 @@ def find_abort_sites():
             if func not in site.funcs:
                 site.funcs.append(func)
     return sites
+
+
+def fixed_text(fmt):
+    """@fmt without its conversions: is there any text to look for?"""
+    return re.sub(CONVERSION, "", fmt).strip()
 
 
 def callers_passing_func(sources, callee, depth=0):
