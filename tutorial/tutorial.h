@@ -23,6 +23,7 @@
 
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,12 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
+/* container_of: from a member's address to its struct, as in QEMU. */
+#ifndef container_of
+#define container_of(ptr, type, member) \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
 
 /* CHECK: @cond must hold. */
 #define CHECK(claim, cond) \

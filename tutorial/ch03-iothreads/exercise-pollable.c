@@ -1,0 +1,96 @@
+/* cc -Ic/include tutorial/ch03-iothreads/exercise-pollable.c -o build/exercise-pollable -Lbuild -laiolab -Wl,-rpath,$PWD/build */
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * ch03-iothreads/exercise-pollable.c - EXERCISE: let the IOThread
+ * busy-poll your event notifier.
+ *
+ * The main thread sends ROUNDS requests to an IOThread through an event
+ * notifier, 20 us apart: quick enough that the IOThread's busy-polling
+ * should catch them without going to sleep.  But a context busy-polls only
+ * if *every* handler in it can be polled (there is no way to see an fd
+ * become readable without a system call), and this handler cannot: it
+ * has no io_poll callback.
+ *
+ * Make the handler pollable, so that some requests are found by polling.
+ */
+#include "../tutorial.h"
+#include <aiolab/aiolab.h>
+
+#define ROUNDS 2000
+
+static EventNotifier req;
+static bool pending;                /* atomic: a request is waiting */
+static int handled;                 /* atomic: requests handled */
+static int by_fd, by_poll;          /* how they were found (IOThread) */
+
+/* Claim the pending request, if there is one. */
+static bool take_request(void)
+{
+    return __atomic_exchange_n(&pending, false, __ATOMIC_ACQ_REL);
+}
+
+/* The fd monitor found the eventfd readable. */
+static void on_request(EventNotifier *e)
+{
+    event_notifier_test_and_clear(e);
+    if (take_request()) {
+        by_fd++;
+        __atomic_fetch_add(&handled, 1, __ATOMIC_RELEASE);
+    }
+}
+
+/*
+ * TODO: write two more callbacks and pass them to aio_set_event_notifier()
+ * below:
+ *   bool request_poll(void *opaque): is a request pending?  It is called
+ *       in a busy loop: no system call, no side effect.
+ *   void request_poll_ready(EventNotifier *e): handle the request found by
+ *       polling, like on_request(), but count it in by_poll.
+ */
+
+int main(void)
+{
+    AioContext *ctx;
+    IOThread *it;
+    int i;
+
+    qemu_init_main_loop(&error_abort);
+    bql_lock();
+    it = iothread_create("io0", &error_abort);
+    ctx = iothread_get_aio_context(it);
+    /* A generous poll window, so a busy machine does not change the
+     * outcome (the default is 32768 ns). */
+    iothread_set_poll_params(it, 1000000, 0, 0, &error_abort);
+
+    event_notifier_init(&req, 0);
+    aio_set_event_notifier(ctx, &req, on_request, NULL, NULL);
+
+    for (i = 0; i < ROUNDS; i++) {
+        int64_t t0 = tut_now_ns();
+
+        __atomic_store_n(&pending, true, __ATOMIC_RELEASE);
+        event_notifier_set(&req);
+        while (__atomic_load_n(&handled, __ATOMIC_ACQUIRE) == i) {
+            /* wait until the IOThread has taken it */
+        }
+        while (tut_now_ns() - t0 < 20000) {
+            /* 20 us between requests */
+        }
+    }
+    printf("requests found through the fd: %d, by busy-polling: %d\n",
+           by_fd, by_poll);
+
+    CHECK_EQ("every request was handled exactly once",
+             by_fd + by_poll, ROUNDS);
+    CHECK_HINT("some requests were found by busy-polling", by_poll > 0,
+               "a handler without io_poll turns busy-polling off for its "
+               "whole context; pass an io_poll and an io_poll_ready to "
+               "aio_set_event_notifier()");
+
+    aio_set_event_notifier(ctx, &req, NULL, NULL, NULL);
+    iothread_destroy(it);
+    event_notifier_cleanup(&req);
+    bql_unlock();
+    return 0;
+}
