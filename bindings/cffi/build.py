@@ -30,12 +30,18 @@ CDEF_FILES = [
 
 # Every C callback the package needs, as Python functions.  opaque is a
 # handle from ffi.new_handle(); the notifier ones get the EventNotifier
-# (its address finds the Python object), one per role.
+# (its address finds the Python object), one per role.  aio_set_fd_handler
+# passes one opaque to all four of its callbacks: the fd ones call it with
+# their role.
 CALLBACKS = """
 extern "Python" void _aiolab_void_cb(void *);
 extern "Python" bool _aiolab_bool_cb(void *);
 extern "Python" int _aiolab_int_cb(void *);
 extern "Python" void _aiolab_completion_cb(void *, int);
+extern "Python" void _aiolab_fd_read_cb(void *);
+extern "Python" void _aiolab_fd_write_cb(void *);
+extern "Python" bool _aiolab_fd_poll_cb(void *);
+extern "Python" void _aiolab_fd_poll_ready_cb(void *);
 extern "Python" void _aiolab_notifier_read_cb(EventNotifier *);
 extern "Python" bool _aiolab_notifier_poll_cb(void *);
 extern "Python" void _aiolab_notifier_poll_ready_cb(EventNotifier *);

@@ -115,6 +115,47 @@ static void aiolab_swig_completion_cb(void *opaque, int ret)
     PyGILState_Release(st);
 }
 
+/* fd handlers: one opaque for all four callbacks; call it with the role
+ * (the numbers are aiolab/_backend.py's READ, WRITE, POLL, POLL_READY). */
+static bool aiolab_swig_fd(void *opaque, int role)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyObject *fn = opaque, *r;
+    bool ret = false;
+
+    Py_INCREF(fn);
+    r = PyObject_CallFunction(fn, "i", role);
+    if (r) {
+        ret = PyObject_IsTrue(r) == 1;
+        Py_DECREF(r);
+    } else {
+        aiolab_swig_report(fn);
+    }
+    Py_DECREF(fn);
+    PyGILState_Release(st);
+    return ret;
+}
+
+static void aiolab_swig_fd_read_cb(void *opaque)
+{
+    aiolab_swig_fd(opaque, 0);
+}
+
+static void aiolab_swig_fd_write_cb(void *opaque)
+{
+    aiolab_swig_fd(opaque, 5);
+}
+
+static bool aiolab_swig_fd_poll_cb(void *opaque)
+{
+    return aiolab_swig_fd(opaque, 1);
+}
+
+static void aiolab_swig_fd_poll_ready_cb(void *opaque)
+{
+    aiolab_swig_fd(opaque, 2);
+}
+
 /* EventNotifier callbacks get the notifier, not an opaque: the package
  * registers one dispatcher that maps (address, role) to Python. */
 static PyObject *notifier_dispatch;
@@ -209,6 +250,11 @@ static char *aiolab_swig_rule_check(int rule, const char *func, void *ctx)
 %constant int (*AIOLAB_SWIG_INT_CB)(void *) = aiolab_swig_int_cb;
 %constant void (*AIOLAB_SWIG_COMPLETION_CB)(void *, int) =
     aiolab_swig_completion_cb;
+%constant void (*AIOLAB_SWIG_FD_READ_CB)(void *) = aiolab_swig_fd_read_cb;
+%constant void (*AIOLAB_SWIG_FD_WRITE_CB)(void *) = aiolab_swig_fd_write_cb;
+%constant bool (*AIOLAB_SWIG_FD_POLL_CB)(void *) = aiolab_swig_fd_poll_cb;
+%constant void (*AIOLAB_SWIG_FD_POLL_READY_CB)(void *) =
+    aiolab_swig_fd_poll_ready_cb;
 %constant void (*AIOLAB_SWIG_NOTIFIER_READ_CB)(EventNotifier *) =
     aiolab_swig_notifier_read_cb;
 %constant bool (*AIOLAB_SWIG_NOTIFIER_POLL_CB)(void *) =

@@ -15,8 +15,10 @@ if BINDING not in ("cffi", "swig"):
                       f"{BINDING!r}")
 
 
-# EventNotifier callback roles (the index into B.NOTIFIER_CBS).
-READ, POLL, POLL_READY, POLL_BEGIN, POLL_END = range(5)
+# Callback roles: the index into B.NOTIFIER_CBS (READ, POLL, POLL_READY,
+# POLL_BEGIN, POLL_END) and the argument of fd-handler callbacks (READ,
+# WRITE, POLL, POLL_READY).
+READ, POLL, POLL_READY, POLL_BEGIN, POLL_END, WRITE = range(6)
 
 
 class _Cffi:
@@ -50,6 +52,27 @@ class _Cffi:
         @ffi.def_extern(onerror=self._onerror)
         def _aiolab_completion_cb(opaque, ret):
             ffi.from_handle(opaque)(ret)
+
+        # fd handlers: one opaque for all four callbacks, called with
+        # the role.
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_fd_read_cb(opaque):
+            ffi.from_handle(opaque)(READ)
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_fd_write_cb(opaque):
+            ffi.from_handle(opaque)(WRITE)
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_fd_poll_cb(opaque):
+            return bool(ffi.from_handle(opaque)(POLL))
+
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_fd_poll_ready_cb(opaque):
+            ffi.from_handle(opaque)(POLL_READY)
+
+        self.FD_CBS = (lib._aiolab_fd_read_cb, lib._aiolab_fd_write_cb,
+                       lib._aiolab_fd_poll_cb, lib._aiolab_fd_poll_ready_cb)
 
         def addr(e):
             return int(ffi.cast("uintptr_t", e))
@@ -197,6 +220,9 @@ class _Swig:
         self.BOOL_CB = mod.AIOLAB_SWIG_BOOL_CB
         self.INT_CB = mod.AIOLAB_SWIG_INT_CB
         self.COMPLETION_CB = mod.AIOLAB_SWIG_COMPLETION_CB
+        self.FD_CBS = (mod.AIOLAB_SWIG_FD_READ_CB, mod.AIOLAB_SWIG_FD_WRITE_CB,
+                       mod.AIOLAB_SWIG_FD_POLL_CB,
+                       mod.AIOLAB_SWIG_FD_POLL_READY_CB)
         self.NOTIFIER_CBS = (mod.AIOLAB_SWIG_NOTIFIER_READ_CB,
                              mod.AIOLAB_SWIG_NOTIFIER_POLL_CB,
                              mod.AIOLAB_SWIG_NOTIFIER_POLL_READY_CB,
