@@ -7,8 +7,8 @@
     /usr/bin/python3 scripts/gen-api-doc.py --missing-context
                                         list API entries with no Context: line
 
-Input: c/include/aiolab/*.h, in the order aiolab.h includes them.  What it
-reads there:
+Input: c/include/aiolab/*.h (those git tracks), in the order aiolab.h
+includes them.  What it reads there:
 
   - banner comments, which open a section by calling context:
         /* Any thread */    /* Home thread only */    /* Global state ... */
@@ -28,6 +28,7 @@ import argparse
 import difflib
 import os
 import re
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -466,9 +467,27 @@ def parse_header(path):
     return blocks, types
 
 
+def header_names():
+    """The public headers: those git tracks (work in progress that is not
+    yet added stays out of the docs), or every .h outside a git tree."""
+    inc = os.path.join(ROOT, INCLUDE)
+    try:
+        p = subprocess.run(["git", "ls-files", "--", INCLUDE], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        tracked = [os.path.basename(f) for f in
+                   p.stdout.decode().splitlines()] if p.returncode == 0 \
+            else None
+    except OSError:
+        tracked = None
+    if not tracked:
+        tracked = os.listdir(inc)
+    return sorted(f for f in tracked if f.endswith(".h") and
+                  os.path.exists(os.path.join(inc, f)))
+
+
 def header_order():
     inc = os.path.join(ROOT, INCLUDE)
-    names = sorted(f for f in os.listdir(inc) if f.endswith(".h"))
+    names = header_names()
     order = []
     with open(os.path.join(inc, "aiolab.h")) as f:
         for m in re.finditer(r"#include <aiolab/([\w.-]+\.h)>", f.read()):

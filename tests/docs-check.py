@@ -251,10 +251,25 @@ GENERIC_MACROS = {"REQUIRE_NONNULL", "REQUIRE_LIVE"}
 ABORT_CALLS = ("aiolab_die", "AIOLAB_REQUIRE", "AIOLAB_ASSERT")
 
 
+def tracked(pattern_dir, exts):
+    """Files under @pattern_dir with one of @exts that git tracks (work in
+    progress not yet added is left out), or all of them outside git."""
+    try:
+        p = subprocess.run(["git", "ls-files", "--", pattern_dir], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        files = p.stdout.decode().splitlines() if p.returncode == 0 else []
+    except OSError:
+        files = []
+    if not files:
+        files = [os.path.relpath(f, ROOT) for f in
+                 glob.glob(os.path.join(ROOT, pattern_dir, "**", "*"),
+                           recursive=True)]
+    return sorted(f for f in files if f.endswith(exts) and
+                  os.path.isfile(os.path.join(ROOT, f)))
+
+
 def c_sources():
-    files = sorted(glob.glob(os.path.join(ROOT, "c", "**", "*.[ch]"),
-                             recursive=True))
-    return [os.path.relpath(f, ROOT) for f in files]
+    return tracked("c", (".c", ".h"))
 
 
 def find_abort_sites():
