@@ -689,8 +689,7 @@ def run_example(src, build):
             p.stdout.decode(errors="replace").splitlines()
     try:
         p = subprocess.run([exe], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60, cwd=ROOT,
-                           env=dict(os.environ, AIOLAB_TRACE="0"))
+                           stderr=subprocess.STDOUT, timeout=60, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return "fail", ["%s timed out" % src]
     lines = p.stdout.decode(errors="replace").splitlines()
