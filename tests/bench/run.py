@@ -194,7 +194,11 @@ def rows(cpu, cpu2):
         "qemu_bh_schedule() of a BH of an IOThread's context (iothread_create"
         "); libevent: event_active() on another thread's base; GLib: "
         "g_main_context_invoke() into a context run by g_main_loop_run() "
-        "on the other thread; libuv: uv_async_send().",
+        "on the other thread; libuv: uv_async_send().  Back to back, a "
+        "loop that sleeps (poll-max-ns 0, the peers) is sometimes caught "
+        "before it has gone to sleep: its distribution is bimodal (see the "
+        "CDF) and its p50 can land on either mode from run to run; row 8 "
+        "measures sleeping loops cleanly.",
         metrics=("value", "p99"), cdf=True, ratio_to="aiolab", logx=True))
     gap = ["gap_ns=200000"]
     R.append(Row(
