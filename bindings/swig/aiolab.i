@@ -230,6 +230,21 @@ static unsigned long long aiolab_swig_addr(void *p)
     return (unsigned long long)(uintptr_t)p;
 }
 
+/* Trace names must outlive the trace; SWIG's argument strings are
+ * temporaries, so intern them first. */
+static void aiolab_swig_trace(int phase, const char *name, int64_t arg)
+{
+    const char *n = aiolab_intern_string(name);
+
+    if (phase == 'B') {
+        aiolab_trace_begin(n, arg);
+    } else if (phase == 'E') {
+        aiolab_trace_end(n, arg);
+    } else {
+        aiolab_trace_mark(n, arg);
+    }
+}
+
 /* aiolab_rule_check with its buffer made here: NULL, or the message. */
 static char *aiolab_swig_rule_check(int rule, const char *func, void *ctx)
 {
@@ -270,6 +285,7 @@ void aiolab_swig_handle_free(void *handle);
 void aiolab_swig_set_notifier_dispatch(PyObject *fn);
 unsigned long long aiolab_swig_addr(void *p);
 char *aiolab_swig_rule_check(int rule, const char *func, void *ctx);
+void aiolab_swig_trace(int phase, const char *name, int64_t arg);
 
 %pointer_functions(Error *, errorp);
 %pointer_functions(int64_t, int64p);

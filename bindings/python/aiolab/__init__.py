@@ -19,7 +19,8 @@ from ._threads import (IOThread, MainLoop, aio_wait_kick, aio_wait_while,
                        bql, bql_lock, bql_locked, bql_stats,
                        bql_stats_reset, bql_unlock, main_loop)
 from ._tasks import Future, Task, current_task, sleep
-from ._trace import Trace, TraceEvent, Slice, mark, set_tracing, trace
+from ._trace import (Trace, TraceEvent, Slice, mark, set_tracing, span,
+                     trace)
 from ._asyncio import attach_to_asyncio
 
 __version__ = _B.str(lib.aiolab_version())
@@ -46,6 +47,6 @@ __all__ = [
     "MainLoop", "main_loop", "bql", "bql_lock", "bql_unlock", "bql_locked",
     "bql_stats", "bql_stats_reset", "aio_wait_while", "aio_wait_kick",
     "Task", "Future", "sleep", "current_task", "trace", "Trace",
-    "TraceEvent", "Slice", "mark", "set_tracing", "attach_to_asyncio",
+    "TraceEvent", "Slice", "mark", "span", "set_tracing", "attach_to_asyncio",
     "dump_state", "checks_enabled", "lib", "BINDING", "CLOCKS", "SCALES",
 ]

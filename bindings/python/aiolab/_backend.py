@@ -29,12 +29,7 @@ class _Cffi:
         self.ffi = ffi = mod.ffi
         self.lib = lib = mod.lib
         self.NULL = ffi.NULL
-        self._registry = {}     # callback kind -> Python dispatcher
-
-        def make(kind):
-            def dispatch(*args):
-                return self._registry[kind](*args)
-            return dispatch
+        self._live = set()      # handles C may still call back through
 
         # The extern "Python" functions: the opaque is a handle.
         @ffi.def_extern(onerror=self._onerror)
@@ -137,12 +132,18 @@ class _Cffi:
 
     # --- callbacks ------------------------------------------------------
     def handle(self, obj):
-        """(opaque, keepalive): keep `keepalive` while C may call back."""
+        """(opaque, keepalive) for a callback's opaque pointer.
+
+        C holds only the raw pointer, which keeps nothing alive: the
+        handle stays in self._live (reachable, so the garbage collector
+        cannot free it even inside a reference cycle) until release().
+        """
         h = self.ffi.new_handle(obj)
+        self._live.add(h)
         return h, h
 
     def release(self, keepalive):
-        pass                    # dropping the handle object is enough
+        self._live.discard(keepalive)
 
     # --- out-parameters and arrays --------------------------------------
     def errp(self):
@@ -198,6 +199,13 @@ class _Cffi:
             return self.str(cstr)
         finally:
             self.lib.free(cstr)
+
+    def trace(self, phase, name, arg):
+        """aiolab_trace_mark/begin/end with an interned name."""
+        n = self.lib.aiolab_intern_string(name.encode())
+        fn = {"B": self.lib.aiolab_trace_begin, "E": self.lib.aiolab_trace_end,
+              "i": self.lib.aiolab_trace_mark}[phase]
+        fn(n, arg)
 
     def rule_check(self, rule, func, ctx):
         buf = self.ffi.new("char[]", 512)
@@ -318,6 +326,9 @@ class _Swig:
 
     def take_string(self, cstr):
         return cstr             # %newobject: SWIG already freed it
+
+    def trace(self, phase, name, arg):
+        self.lib.aiolab_swig_trace(ord(phase), name, arg)
 
     def rule_check(self, rule, func, ctx):
         return self.lib.aiolab_swig_rule_check(rule, func, _raw(ctx))

@@ -164,6 +164,7 @@ class AioContext:
         self._reap_scheduled = False
         self._sigwake = None
         self._iothread = None
+        self._depth = 0                 # Python callbacks running now
 
     # --- state ----------------------------------------------------------
     def _live(self):
@@ -206,19 +207,36 @@ class AioContext:
     def _safe(self, fn, what, default=None):
         """Wrap a user callback so that nothing unwinds into C."""
         def call(*args):
+            self._depth += 1
             try:
                 return fn(*args)
             except BaseException as exc:      # noqa: B902 (by design)
                 self._record(exc, what)
                 return default
+            finally:
+                self._depth -= 1
         return call
 
     def _retire(self, keepalive):
-        """Drop a callback handle later, in the home thread."""
+        """Drop a callback handle once C can no longer be running it.
+
+        A removed handler (or deleted BH) may be running right now in the
+        home thread, so the handle goes on a list.  A context that Python
+        polls drops the list when a poll() returns (nothing is running
+        then), or at once from the home thread outside callbacks; an
+        IOThread's context (polled by C) drops it from a BH.
+        """
         if keepalive is None:
             return
         with self._lock:
             self._retired.append(keepalive)
+        if self._iothread is None:
+            if self._depth == 0 and self._ptr is not None and \
+                    B.rule_check(RULE_HOME_THREAD, "retire",
+                                 self._ptr) is None:
+                self._reap()
+            return
+        with self._lock:
             if self._reap_scheduled or self._ptr is None:
                 return
             self._reap_scheduled = True
@@ -261,6 +279,8 @@ class AioContext:
             progress = self._sigwake.poll(ptr)
         else:
             progress = lib.aio_poll(ptr, bool(blocking))
+        if self._retired and self._depth == 0:
+            self._reap()
         self._reraise()
         return progress
 

@@ -9,7 +9,7 @@ import os
 import tempfile
 
 from ._backend import B, lib, raw
-from ._core import Error, call_errp
+from ._core import call_errp
 
 TraceEvent = collections.namedtuple(
     "TraceEvent", "ts_ns tid thread phase name label arg")
@@ -125,13 +125,29 @@ def set_tracing(enabled):
     lib.aiolab_trace_set_enabled(bool(enabled))
 
 
+def _check_name(name, arg):
+    if not isinstance(name, str) or not name:
+        raise TypeError("name must be a non-empty str")
+    if isinstance(arg, bool) or not isinstance(arg, int):
+        raise TypeError("arg must be an int")
+
+
 def mark(name, arg=0):
     """Record an instant event `name` on the calling thread."""
-    if not isinstance(name, str):
-        raise TypeError("name must be a str")
-    lib.aiolab_trace_mark(B.s(name) if B.name == "swig" else
-                          lib.aiolab_intern_string(B.s(name)), arg)
+    _check_name(name, arg)
+    B.trace("i", name, arg)
 
 
-def _unused():
-    raise Error
+class span:
+    """`with aiolab.span("request"):` -- a named slice on this thread."""
+
+    def __init__(self, name, arg=0):
+        _check_name(name, arg)
+        self.name, self.arg = name, arg
+
+    def __enter__(self):
+        B.trace("B", self.name, self.arg)
+        return self
+
+    def __exit__(self, *exc):
+        B.trace("E", self.name, self.arg)
