@@ -374,6 +374,10 @@ def main():
                     help="library build directory, relative to the "
                          "repository (default: build; build/asan and "
                          "build/tsan add the sanitizer's flags)")
+    ap.add_argument("--root",
+                    help="the aiolab tree with c/include and the build "
+                         "directory (default: the first directory above "
+                         "tutorial/ that has c/include/aiolab/aiolab.h)")
     ap.add_argument("--cc", help="compiler (default: $CC or cc)")
     ap.add_argument("--timeout", type=float, default=60,
                     help="seconds a program may run (default: 60)")
@@ -387,8 +391,9 @@ def main():
                     help="rewrite README code blocks from their regions")
     args = ap.parse_args()
 
-    root = find_root()
-    if root is None:
+    root = os.path.abspath(args.root) if args.root else find_root()
+    if root is None or not os.path.exists(
+            os.path.join(root, "c", "include", "aiolab", "aiolab.h")):
         print("# tutorial: cannot find c/include/aiolab/aiolab.h above "
               + HERE)
         print("# tutorial: 0 passed, 1 failed, 0 skipped")
