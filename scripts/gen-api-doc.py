@@ -139,13 +139,8 @@ def comment_lines(comment):
         body = body[1:]
     out = []
     for raw in body.split("\n"):
-        s = raw.rstrip()
-        m = re.match(r"^\s*\* ?(.*)$", s)
-        if m:
-            s = m.group(1)
-        elif out or s.strip():
-            s = s.strip() if not out else re.sub(r"^\s", "", s)
-        out.append(s)
+        m = re.match(r"^\s*\* ?(.*)$", raw.rstrip())
+        out.append(m.group(1) if m else raw.strip())
     while out and not out[0].strip():
         out.pop(0)
     while out and not out[-1].strip():
