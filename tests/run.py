@@ -56,9 +56,17 @@ def suites(args):
     tsan_env = {"TSAN_OPTIONS": "atexit_sleep_ms=0 halt_on_error=1"}
     out.append(("c-tsan", [(os.path.basename(t), [t], tsan_env, "harness")
                            for t in c_tests("build/tsan")]))
+    for binding in ("cffi", "swig"):
+        out.append(("python-" + binding, [(
+            "pytest", [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                       "tests/python"],
+            {"AIOLAB_BINDING": binding, "AIOLAB_QUICK": "1"}, "pytest")]))
     tut = os.path.join(ROOT, "tutorial", "check.py")
     if os.path.exists(tut):
         out.append(("tutorial", [("tutorial", [PYTHON, tut], {}, "harness")]))
+    docs = os.path.join(ROOT, "tests", "docs-check.py")
+    if os.path.exists(docs):
+        out.append(("docs", [("docs-check", [PYTHON, docs], {}, "harness")]))
     bench = os.path.join(ROOT, "tests", "bench", "run.py")
     if os.path.exists(bench):
         out.append(("bench-smoke", [("bench --quick", [
@@ -74,6 +82,7 @@ def suites(args):
 
 
 COUNTS = re.compile(r"^# .*: (\d+) passed, (\d+) failed, (\d+) skipped")
+PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|error|errors)\b")
 
 
 def run(label, argv, env, kind, logdir):
@@ -95,6 +104,15 @@ def run(label, argv, env, kind, logdir):
                 counts[1] = 1       # crashed after printing its counts
         else:
             counts = [0, 1, 0]      # died before reporting
+    elif kind == "pytest":
+        counts = [0, 0, 0]
+        last = [l for l in text.splitlines() if " in " in l and
+                ("passed" in l or "failed" in l or "error" in l)]
+        for n, what in PYTEST_COUNT.findall(last[-1] if last else ""):
+            idx = {"passed": 0, "failed": 1, "skipped": 2}.get(what, 1)
+            counts[idx] += int(n)
+        if p.returncode != 0 and counts[1] == 0:
+            counts[1] = 1           # pytest itself failed
     elif p.returncode == 0:
         counts = [1, 0, 0]
     elif p.returncode == 77:

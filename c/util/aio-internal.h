@@ -210,9 +210,9 @@ extern const FDMonOps fdmon_poll_ops;
 extern const FDMonOps fdmon_epoll_ops;
 extern const FDMonOps fdmon_io_uring_ops;
 bool fdmon_epoll_try_upgrade(AioContext *ctx, unsigned npfd);
-bool fdmon_epoll_setup(AioContext *ctx);
+bool fdmon_epoll_setup_locked(AioContext *ctx);   /* list_lock mutex held */
 void fdmon_epoll_disable(AioContext *ctx);
-bool fdmon_io_uring_setup(AioContext *ctx);
+bool fdmon_io_uring_setup_locked(AioContext *ctx); /* list_lock mutex held */
 
 /* thread-pool.c */
 struct ThreadPool *thread_pool_new(AioContext *ctx);

@@ -590,13 +590,12 @@ void aio_context_setup(AioContext *ctx)
     if (!want || !strcmp(want, "poll")) {
         return;
     }
-    if (!strcmp(want, "epoll")) {
-        fdmon_epoll_setup(ctx);
-    } else if (!strcmp(want, "io_uring")) {
-        if (!fdmon_io_uring_setup(ctx)) {
-            fdmon_epoll_setup(ctx);     /* QEMU's fallback order */
-        }
+    qemu_lockcnt_lock(&ctx->list_lock);
+    if (!strcmp(want, "epoll") ||
+        (!strcmp(want, "io_uring") && !fdmon_io_uring_setup_locked(ctx))) {
+        fdmon_epoll_setup_locked(ctx);      /* QEMU's fallback order */
     }
+    qemu_lockcnt_unlock(&ctx->list_lock);
 }
 
 void aio_context_destroy(AioContext *ctx)
@@ -616,23 +615,12 @@ const char *aiolab_aio_context_fdmon_name(AioContext *ctx)
 bool aiolab_aio_context_set_fdmon(AioContext *ctx, const char *name,
                                   Error **errp)
 {
+    bool ok = true;
+
     REQUIRE_LIVE(ctx, AIO_CONTEXT_MAGIC, "AioContext");
     REQUIRE_NONNULL(name);
     if (ctx->home_tid) {
         HOME_THREAD_CODE(ctx);
-    }
-    if (qemu_lockcnt_count(&ctx->list_lock)) {
-        error_setg(errp, "cannot change the fd monitor of AioContext '%s' "
-                   "while it is being polled", ctx->name);
-        return false;
-    }
-    if (ctx->fdmon_locked_epoll && strcmp(name, "epoll") != 0) {
-        error_setg(errp, "AioContext '%s' is embedded in another event loop "
-                   "and must stay on epoll", ctx->name);
-        return false;
-    }
-    if (!strcmp(name, ctx->fdmon_ops->name)) {
-        return true;
     }
     if (strcmp(name, "poll") && strcmp(name, "epoll") &&
         strcmp(name, "io_uring")) {
@@ -640,21 +628,37 @@ bool aiolab_aio_context_set_fdmon(AioContext *ctx, const char *name,
                    name);
         return false;
     }
-    aio_context_destroy(ctx);
-    if (!strcmp(name, "epoll")) {
-        if (!fdmon_epoll_setup(ctx)) {
+    /*
+     * With the mutex held no handler can change (aio_set_fd_handler() calls
+     * the monitor's update under it, from any thread), and a count of 0
+     * means nobody polls and nobody can start.
+     */
+    qemu_lockcnt_lock(&ctx->list_lock);
+    if (qemu_lockcnt_count(&ctx->list_lock)) {
+        error_setg(errp, "cannot change the fd monitor of AioContext '%s' "
+                   "while it is being polled", ctx->name);
+        ok = false;
+    } else if (ctx->fdmon_locked_epoll && strcmp(name, "epoll") != 0) {
+        error_setg(errp, "AioContext '%s' is embedded in another event loop "
+                   "and must stay on epoll", ctx->name);
+        ok = false;
+    } else if (strcmp(name, ctx->fdmon_ops->name) != 0) {
+        aio_context_destroy(ctx);
+        if (!strcmp(name, "epoll") && !fdmon_epoll_setup_locked(ctx)) {
             error_setg(errp, "epoll is not available");
-            return false;
-        }
-    } else if (!strcmp(name, "io_uring")) {
-        if (!fdmon_io_uring_setup(ctx)) {
+            ok = false;
+        } else if (!strcmp(name, "io_uring") &&
+                   !fdmon_io_uring_setup_locked(ctx)) {
             error_setg(errp, "io_uring is not available (not built with "
                        "liburing, or refused by the kernel)");
-            return false;
+            ok = false;
         }
     }
-    aio_notify(ctx);
-    return true;
+    qemu_lockcnt_unlock(&ctx->list_lock);
+    if (ok) {
+        aio_notify(ctx);
+    }
+    return ok;
 }
 
 /* --- embedding in another event loop -------------------------------- */
@@ -662,12 +666,14 @@ bool aiolab_aio_context_set_fdmon(AioContext *ctx, const char *name,
 void aio_context_use_embedded_mode(AioContext *ctx)
 {
     if (!ctx->fdmon_locked_epoll) {
+        qemu_lockcnt_lock(&ctx->list_lock);
         if (strcmp(ctx->fdmon_ops->name, "epoll") != 0) {
             aio_context_destroy(ctx);
-            AIOLAB_ASSERT(fdmon_epoll_setup(ctx), "cannot create an epoll "
-                          "fd for AioContext '%s'", ctx->name);
+            AIOLAB_ASSERT(fdmon_epoll_setup_locked(ctx), "cannot create an "
+                          "epoll fd for AioContext '%s'", ctx->name);
         }
         ctx->fdmon_locked_epoll = true;
+        qemu_lockcnt_unlock(&ctx->list_lock);
     }
 }
 

@@ -127,6 +127,10 @@ void aiolab_dump_state(FILE *f)
     fprintf(f, "Waiters in AIO_WAIT_WHILE: %u\n", aiolab_aio_wait_num_waiters());
     fprintf(f, "Contexts:\n");
     aio_context_registry_foreach(dump_ctx, f);
+    if (main_loop_tlg.tl[0]) {
+        fprintf(f, "  main-loop timers (timer_new_ns/us/ms):\n");
+        timerlistgroup_foreach(&main_loop_tlg, dump_timer, f);
+    }
     n = aiolab_coroutine_list(cos, ARRAY_SIZE(cos));
     fprintf(f, "Coroutines: %zu live\n", n);
     for (i = 0; i < n && i < ARRAY_SIZE(cos); i++) {

@@ -78,16 +78,20 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
     struct timespec ts, *tsp = NULL;
     int ret, i;
 
-    if (timeout >= 0) {
+    if (timeout <= 0) {
+        /* 0 or forever: no rounding question, and the cheaper call. */
+        ret = epoll_wait(ctx->epollfd, events, EPOLL_BATCH,
+                         timeout < 0 ? -1 : 0);
+    } else {
         ts.tv_sec = timeout / 1000000000LL;
         ts.tv_nsec = timeout % 1000000000LL;
         tsp = &ts;
-    }
-    ret = epoll_pwait2(ctx->epollfd, events, EPOLL_BATCH, tsp, NULL);
-    if (ret < 0 && errno == ENOSYS) {
-        /* Kernel older than 5.11: millisecond precision, rounded up. */
-        ret = epoll_wait(ctx->epollfd, events, EPOLL_BATCH,
-                         qemu_timeout_ns_to_ms(timeout));
+        ret = epoll_pwait2(ctx->epollfd, events, EPOLL_BATCH, tsp, NULL);
+        if (ret < 0 && errno == ENOSYS) {
+            /* Kernel older than 5.11: millisecond precision, rounded up. */
+            ret = epoll_wait(ctx->epollfd, events, EPOLL_BATCH,
+                             qemu_timeout_ns_to_ms(timeout));
+        }
     }
     for (i = 0; i < ret; i++) {
         AioHandler *node = events[i].data.ptr;
@@ -135,26 +139,22 @@ static bool fdmon_epoll_fill(AioContext *ctx)
     return true;
 }
 
-bool fdmon_epoll_setup(AioContext *ctx)
+/* Switch to epoll.  list_lock's mutex held (no handler changes meanwhile). */
+bool fdmon_epoll_setup_locked(AioContext *ctx)
 {
-    bool ok;
-
     ctx->epollfd = epoll_create1(EPOLL_CLOEXEC);
     if (ctx->epollfd < 0) {
         return false;
     }
-    qemu_lockcnt_lock(&ctx->list_lock);
-    ok = fdmon_epoll_fill(ctx);
-    if (ok) {
-        ctx->fdmon_ops = &fdmon_epoll_ops;
-    }
-    qemu_lockcnt_unlock(&ctx->list_lock);
-    if (!ok) {
+    if (!fdmon_epoll_fill(ctx)) {
         close(ctx->epollfd);
         ctx->epollfd = -1;
+        return false;
     }
-    return ok;
+    ctx->fdmon_ops = &fdmon_epoll_ops;
+    return true;
 }
+
 
 /*
  * Switch a poll(2) context to epoll from inside fdmon_poll_wait().  Only

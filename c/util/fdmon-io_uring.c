@@ -251,7 +251,8 @@ const FDMonOps fdmon_io_uring_ops = {
     .destroy = fdmon_io_uring_destroy,
 };
 
-bool fdmon_io_uring_setup(AioContext *ctx)
+/* Switch to io_uring.  list_lock's mutex held. */
+bool fdmon_io_uring_setup_locked(AioContext *ctx)
 {
     FDMonIoUring *u = calloc(1, sizeof(*u));
     AioHandler *node;
@@ -262,20 +263,18 @@ bool fdmon_io_uring_setup(AioContext *ctx)
     }
     QSLIST_INIT(&u->submit_list);
     ctx->io_uring = u;
-    qemu_lockcnt_lock(&ctx->list_lock);
     ctx->fdmon_ops = &fdmon_io_uring_ops;
     QLIST_FOREACH(node, &ctx->aio_handlers, node) {
         if (!aio_handler_is_deleted(node)) {
             enqueue(u, node, FDMON_IO_URING_ADD);
         }
     }
-    qemu_lockcnt_unlock(&ctx->list_lock);
     return true;
 }
 
 #else /* !CONFIG_LIBURING */
 
-bool fdmon_io_uring_setup(AioContext *ctx)
+bool fdmon_io_uring_setup_locked(AioContext *ctx)
 {
     return false;       /* built without liburing */
 }

@@ -73,7 +73,10 @@ AIOLAB_API void aiolab_aio_wait_end(void);
 /**
  * aio_wait_kick: wake AIO_WAIT_WHILE waiters so they re-evaluate their
  * condition.  Costs one atomic operation when nobody waits.  Call it after
- * making a waited-on condition false.
+ * making a waited-on condition false, and make that write sequentially
+ * consistent (an atomic read-modify-write, or __atomic_store_n(...,
+ * __ATOMIC_SEQ_CST)): the kick's own seq_cst operation orders it before
+ * the read of the waiter count only then (on x86 any write would do).
  * Context: any thread.
  */
 AIOLAB_API void aio_wait_kick(void);

@@ -41,7 +41,7 @@ typedef struct {
 } MemReentrancyGuard;
 
 /* ---------------------------------------------------------------------
- * Global state: main loop, BQL held (or no main loop at all, in tests)
+ * Any thread: creating, referencing and configuring a context
  * --------------------------------------------------------------------- */
 
 /**
@@ -50,8 +50,9 @@ typedef struct {
  * an IOThread turns it on.  The fd monitor is poll(2), upgraded to epoll at
  * 64 fds, unless AIOLAB_FDMON=poll|epoll|io_uring says otherwise.
  * Returns: a context with one reference, or NULL with @errp set.
- * Context: any thread; the context has no home thread until one calls
- * qemu_set_current_aio_context() or polls it.
+ * Context: any thread.  The context has no home thread until a thread
+ * makes it its own with qemu_set_current_aio_context() (an IOThread does);
+ * polling it from any other thread breaks the home-thread rule.
  */
 AIOLAB_API AioContext *aio_context_new(Error **errp);
 

@@ -11,7 +11,9 @@
  * The debug build (the default; `make RELEASE=1` compiles the checks out)
  * checks the threading rules in every public function and aborts with
  *
- *     aiolab: aio_poll() called outside the AioContext's home thread (home thread only)
+ *     aiolab: aio_poll() called outside the home thread of AioContext
+ *     'IO io0' (from thread 'main', whose context is 'main') (home thread
+ *     only)
  *
  * naming the function and the rule.  docs/aborts.md lists every message.
  */
@@ -82,9 +84,8 @@ AIOLAB_API void aiolab_set_before_wait_hook(AiolabBeforeWaitHook *hook);
  * aiolab_test_inject_bug: re-introduce a classic bug for a teaching or a
  * race test that must show the bad outcome.  @name is one of
  *   "skip-notify-me"  aio_poll() does not announce itself before sleeping
- *                     (the lost wake-up of QEMU's aio_notify.promela)
- *   "notify-if-unset" aio_notify() skips the eventfd write when notified
- *                     is already set ("BUG2" of aio_notify_accept.promela)
+ *                     (the lost wake-up of QEMU's aio_notify.promela;
+ *                     tests/c/test-iothread.c shows the stall)
  *   "none"            all off
  * Returns: false for an unknown name.
  */

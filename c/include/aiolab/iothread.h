@@ -47,10 +47,10 @@ AIOLAB_API void iothread_stop(IOThread *iothread);
  */
 AIOLAB_API void iothread_destroy(IOThread *iothread);
 
+/* Any thread */
+
 /** iothread_by_id: find an IOThread, or NULL.  Context: any thread. */
 AIOLAB_API IOThread *iothread_by_id(const char *id);
-
-/* Any thread */
 
 /** iothread_get_aio_context: the IOThread's context (no new reference). */
 AIOLAB_API AioContext *iothread_get_aio_context(IOThread *iothread);
