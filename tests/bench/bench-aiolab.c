@@ -369,6 +369,24 @@ static void empty_batch(void *arg, uint64_t n)
     }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+static volatile uint64_t tsc_sink;
+
+/* The time stamp alone, for comparison (as bench-floor's trace row). */
+static void rdtsc_batch(void *arg, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        tsc_sink = __rdtsc();
+    }
+}
+#else
+static void rdtsc_batch(void *arg, uint64_t n)
+{
+    empty_batch(arg, n);
+}
+#endif
+
 static void mark_batch(void *arg, uint64_t n)
 {
     for (uint64_t i = 0; i < n; i++) {
@@ -385,7 +403,7 @@ static void row_trace(void)
 {
     int nb = bench_quick() ? 3 : 9;
     uint64_t n = bench_quick() ? 200000 : 2000000;
-    double e[16], m[16];
+    double e[16], m[16], r[16];
 
     pin_self(opt_cpu());
     mark_batch(NULL, n);                 /* warm up, allocate the ring */
@@ -396,14 +414,20 @@ static void row_trace(void)
         int64_t t1 = now_ns();
         mark_batch(NULL, n);
         int64_t t2 = now_ns();
+        rdtsc_batch(NULL, n);
+        int64_t t3 = now_ns();
         e[i] = (double)(t1 - t0) / (double)n;
         m[i] = (double)(t2 - t1) / (double)n;
+        r[i] = (double)(t3 - t2) / (double)n;
     }
     double me = median_dbl(e, nb), mm = median_dbl(m, nb);
+    double mr = median_dbl(r, nb);
 
     json_begin_aiolab();
     json_num("empty_loop_ns", me);
     json_num("mark_loop_ns", mm);
+    /* same process, same moment: how much of an event is the rdtsc */
+    json_num("rdtsc_same_process_ns", mr - me);
     json_num("value", mm - me);
     json_end();
 }

@@ -589,6 +589,9 @@ def row_table(row, results, med, errors, skipped):
             notes.append("loop %s vs empty %s" % (
                 fmt_num(statistics.median(r[loop_key[0]] for r in rs)),
                 fmt_num(statistics.median(r["empty_loop_ns"] for r in rs))))
+        if "rdtsc_same_process_ns" in extra and impl.trace == "on":
+            notes.append("rdtsc alone in the same process: %s" % fmt_num(
+                statistics.median(r["rdtsc_same_process_ns"] for r in rs)))
         cells.append("; ".join(notes))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
