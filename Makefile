@@ -66,9 +66,12 @@ LIB_SO   := $(BUILD)/libaiolab.so
 LIB_A    := $(BUILD)/libaiolab.a
 LIB_PC   := $(BUILD)/aiolab.pc
 
-# Coroutine switches use sigsetjmp/siglongjmp between stacks, which
-# _FORTIFY_SOURCE's longjmp check would reject (QEMU undefines it too).
-$(BUILD)/obj/c/util/coroutine-ucontext.o: ALL_CFLAGS += -U_FORTIFY_SOURCE
+# Coroutine switches jump between stacks, which _FORTIFY_SOURCE's longjmp
+# check would reject (QEMU undefines it too).  CO_JMP=sigsetjmp switches
+# with glibc's sigsetjmp/siglongjmp as QEMU does (default: the compiler's
+# __builtin_setjmp/longjmp; see c/util/coroutine-ucontext.c).
+$(BUILD)/obj/c/util/coroutine-ucontext.o: ALL_CFLAGS += -U_FORTIFY_SOURCE \
+    $(if $(filter sigsetjmp,$(CO_JMP)),-DAIOLAB_CO_SIGSETJMP)
 
 all: $(LIB_SO) $(LIB_A) $(LIB_PC) tools
 .PHONY: all

@@ -20,15 +20,20 @@ Commands (the program must be running or stopped, not a core file for
                             is any expression giving a Coroutine *, e.g.
                             an address printed by `aiolab coroutines`
 
-How `aiolab bt` works: a coroutine that switched out did sigsetjmp() into
-its CoroutineUContext.env (c/util/coroutine-ucontext.c).  On x86-64, glibc
-stores rbx, rbp, r12-r15, rsp and the return address there, and "mangles"
-rbp, rsp and rip (PTR_MANGLE): xor with the thread's pointer guard (at
-%fs_base + 0x30), then rotate left by 0x11 bits.  The script undoes that
-(rotate right, then xor), loads those registers into the selected thread
-for a moment, runs `bt`, and puts the thread's real registers back.  This
-is the trick of QEMU's scripts/qemugdb/coroutine.py; the code here is
-aiolab's own.
+How `aiolab bt` works: a coroutine that switched out saved its registers
+in its CoroutineUContext.env (c/util/coroutine-ucontext.c).  The script
+loads them into the selected thread for a moment, runs `bt`, and puts the
+thread's real registers back.  This is the trick of QEMU's
+scripts/qemugdb/coroutine.py; the code here is aiolab's own.  Two layouts:
+
+  - the default build switches with __builtin_setjmp: env is five words,
+    the frame pointer, the resume address and the stack pointer first
+    (the compiler keeps every other register in the frame);
+  - `make CO_JMP=sigsetjmp` uses glibc's sigsetjmp: on x86-64 it stores
+    rbx, rbp, r12-r15, rsp and the return address, and "mangles" rbp, rsp
+    and rip (PTR_MANGLE): xor with the thread's pointer guard (at
+    %fs_base + 0x30), then rotate left by 0x11 bits.  The script undoes
+    that (rotate right, then xor).
 
 The coroutine registry is the list `aiolab_coroutine_registry` in
 c/util/qemu-coroutine.c, linked through Coroutine.all_next.
@@ -115,7 +120,12 @@ def co_ctx_name(co):
 def saved_registers(co):
     """The registers @co saved when it last switched out."""
     uctx_type = gdb.lookup_type("CoroutineUContext").pointer()
-    env = co.cast(uctx_type).dereference()["env"][0]["__jmpbuf"]
+    env = co.cast(uctx_type).dereference()["env"]
+    if env.type.strip_typedefs().target().code == gdb.TYPE_CODE_PTR:
+        # __builtin_setjmp: [0] frame pointer, [1] resume address, [2] sp.
+        return {"rbp": int(env[0]) & MASK64, "rip": int(env[1]) & MASK64,
+                "rsp": int(env[2]) & MASK64}
+    env = env[0]["__jmpbuf"]
     guard = pointer_guard()
     regs = {}
     for name, index, mangled in JB_REGS:
