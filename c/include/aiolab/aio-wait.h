@@ -35,11 +35,13 @@
 
 #include <aiolab/aio.h>
 
-/*
+/**
  * aiolab_aio_wait_begin / _end: the two halves of AIO_WAIT_WHILE.  begin
  * counts the caller as a waiter (before @cond is first evaluated: pairs
  * with the check in aio_wait_kick()), checks the home-thread rule, and
  * returns the context to poll.
+ * Context: as AIO_WAIT_WHILE (begin aborts otherwise, in every build);
+ * end in the thread that called begin.
  */
 AIOLAB_API AioContext *aiolab_aio_wait_begin(AioContext *ctx, const char *func,
                                              const char *file, int line,
@@ -63,10 +65,11 @@ AIOLAB_API void aiolab_aio_wait_end(void);
     aiolab_aio_wait_end();                                                \
     waited_; })
 
-/*
+/**
  * AIO_WAIT_WHILE_UNLOCKED: the same in QEMU 9.0.  (Before the AioContext
  * lock was removed, AIO_WAIT_WHILE released and re-took it around
  * aio_poll.)
+ * Context: as AIO_WAIT_WHILE.
  */
 #define AIO_WAIT_WHILE_UNLOCKED(ctx, cond) AIO_WAIT_WHILE(ctx, cond)
 
@@ -89,7 +92,10 @@ AIOLAB_API void aio_wait_kick(void);
 AIOLAB_API void aio_wait_bh_oneshot(AioContext *ctx, QEMUBHFunc *cb,
                                     void *opaque);
 
-/** aiolab_aio_wait_num_waiters: threads inside AIO_WAIT_WHILE now. */
+/**
+ * aiolab_aio_wait_num_waiters: threads inside AIO_WAIT_WHILE now.
+ * Context: any thread (a snapshot).
+ */
 AIOLAB_API unsigned aiolab_aio_wait_num_waiters(void);
 
 #endif

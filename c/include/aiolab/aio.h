@@ -158,26 +158,32 @@ AIOLAB_API void aiolab_clear_current_aio_context(AioContext *ctx);
  * becomes readable when anything in the context is.
  */
 
-/** aio_context_get_fd: the fd to poll for readability.  Home thread only. */
+/**
+ * aio_context_get_fd: the fd to poll for readability.
+ * Context: home thread only.
+ */
 AIOLAB_API int aio_context_get_fd(AioContext *ctx);
 
 /**
  * aio_context_prepare: announce a wait.
  * Returns: ns until the next timer, -1 if none, 0 if work is ready (then
- * do not sleep).  Home thread only.
+ * do not sleep).
+ * Context: home thread only.
  */
 AIOLAB_API int64_t aio_context_prepare(AioContext *ctx);
 
 /**
- * aio_context_check: withdraw the announcement after the wait.
+ * aio_context_check: withdraw the announcement after the wait.  Call it
+ * after every aio_context_prepare().
  * Returns: true if aio_context_dispatch() has something to run.
- * Home thread only.  Call it after every aio_context_prepare().
+ * Context: home thread only.
  */
 AIOLAB_API bool aio_context_check(AioContext *ctx);
 
 /**
  * aio_context_dispatch: run ready BHs, handlers and timers.
- * Returns: true if progress was made (as aio_poll()).  Home thread only.
+ * Returns: true if progress was made (as aio_poll()).
+ * Context: home thread only.
  */
 AIOLAB_API bool aio_context_dispatch(AioContext *ctx);
 
@@ -344,16 +350,26 @@ AIOLAB_API void aio_co_enter(AioContext *ctx, Coroutine *co);
  * aiolab additions (QEMU reads these fields directly)
  * --------------------------------------------------------------------- */
 
-/** aiolab_aio_context_get_poll_ns: the current adaptive poll time. */
+/**
+ * aiolab_aio_context_get_poll_ns: the current adaptive poll time.
+ * Context: any thread (a snapshot: the home thread adjusts it in every
+ * aio_poll()).
+ */
 AIOLAB_API int64_t aiolab_aio_context_get_poll_ns(AioContext *ctx);
 
-/** aiolab_aio_context_get_poll_params: the parameters set above. */
+/**
+ * aiolab_aio_context_get_poll_params: the parameters set above.
+ * Context: any thread.
+ */
 AIOLAB_API void aiolab_aio_context_get_poll_params(AioContext *ctx,
                                                    int64_t *max_ns,
                                                    int64_t *grow,
                                                    int64_t *shrink);
 
-/** aiolab_aio_context_get_aio_max_batch: aio-max-batch (0 = default). */
+/**
+ * aiolab_aio_context_get_aio_max_batch: aio-max-batch (0 = default).
+ * Context: any thread.
+ */
 AIOLAB_API int64_t aiolab_aio_context_get_aio_max_batch(AioContext *ctx);
 
 /**
@@ -374,6 +390,8 @@ AIOLAB_API const char *aiolab_aio_context_get_name(AioContext *ctx);
 /**
  * aiolab_aio_context_fdmon_name: "poll", "epoll" or "io_uring": the fd
  * monitor (QEMU's FDMonOps) this context is using now.
+ * Context: any thread; exact only in the home thread (which may switch
+ * the monitor: aiolab_aio_context_set_fdmon(), aio_context_get_fd()).
  */
 AIOLAB_API const char *aiolab_aio_context_fdmon_name(AioContext *ctx);
 

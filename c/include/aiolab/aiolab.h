@@ -21,9 +21,12 @@
 #include <aiolab/defer-call.h>
 #include <aiolab/trace.h>
 #include <aiolab/debug.h>
+#include <aiolab/iov.h>
+#include <aiolab/block.h>
+#include <aiolab/block-backend.h>
 
 #define AIOLAB_VERSION "0.1.0"
-/** aiolab_version: the library's version string. */
+/** aiolab_version: the library's version string.  Context: any thread. */
 AIOLAB_API const char *aiolab_version(void);
 
 #endif

@@ -47,11 +47,16 @@ AIOLAB_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry,
  */
 AIOLAB_API void qemu_coroutine_enter(Coroutine *co);
 
-/** qemu_aio_coroutine_enter: qemu_coroutine_enter() in @ctx. */
+/**
+ * qemu_aio_coroutine_enter: qemu_coroutine_enter() in @ctx.
+ * Context: @ctx's home thread (not checked: @co runs in the calling
+ * thread, and aio_co_wake() will resume it in @ctx).
+ */
 AIOLAB_API void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co);
 
 /**
  * qemu_coroutine_enter_if_inactive: enter @co unless it is running.
+ * Context: as qemu_coroutine_enter().
  */
 AIOLAB_API void qemu_coroutine_enter_if_inactive(Coroutine *co);
 
@@ -61,20 +66,30 @@ AIOLAB_API void qemu_coroutine_enter_if_inactive(Coroutine *co);
  */
 AIOLAB_API void coroutine_fn qemu_coroutine_yield(void);
 
-/** qemu_coroutine_self: the running coroutine (the thread's leader
- * pseudo-coroutine outside any coroutine). */
+/**
+ * qemu_coroutine_self: the running coroutine (the thread's leader
+ * pseudo-coroutine outside any coroutine).
+ * Context: any thread.
+ */
 AIOLAB_API Coroutine *qemu_coroutine_self(void);
 
-/** qemu_in_coroutine: is the caller running in a coroutine? */
+/**
+ * qemu_in_coroutine: is the caller running in a coroutine?
+ * Context: any thread.
+ */
 AIOLAB_API bool qemu_in_coroutine(void);
 
 /**
  * qemu_coroutine_entered: has @co been entered and not yet yielded?
  * (True also while @co has entered another coroutine.)
+ * Context: any thread (from another thread than @co's, a snapshot).
  */
 AIOLAB_API bool qemu_coroutine_entered(Coroutine *co);
 
-/** qemu_coroutine_get_aio_context: where @co last ran. */
+/**
+ * qemu_coroutine_get_aio_context: where @co last ran.
+ * Context: any thread.
+ */
 AIOLAB_API AioContext *qemu_coroutine_get_aio_context(Coroutine *co);
 
 /**
@@ -95,6 +110,8 @@ AIOLAB_API void coroutine_fn qemu_co_sleep_ns(QEMUClockType type, int64_t ns);
  * qemu_coroutine_inc_pool_size / dec_pool_size: let the global pool keep
  * @additional_pool_size more coroutines (virtio-blk grows it by
  * num_queues * queue_size / 2).
+ * Context: any thread (an atomic add; QEMU's devices call it with the
+ * BQL held, from realize and unrealize).
  */
 AIOLAB_API void qemu_coroutine_inc_pool_size(unsigned int additional_pool_size);
 AIOLAB_API void qemu_coroutine_dec_pool_size(unsigned int removing_pool_size);
@@ -120,13 +137,26 @@ typedef struct CoMutex {
                                   * next locker to enqueue takes it */
 } CoMutex;
 
-/** qemu_co_mutex_init: initialise (or a zeroed CoMutex is valid). */
+/**
+ * qemu_co_mutex_init: initialise (or a zeroed CoMutex is valid).
+ * Context: any thread, before the mutex is used.
+ */
 AIOLAB_API void qemu_co_mutex_init(CoMutex *mutex);
-/** qemu_co_mutex_lock: take @mutex, yielding while it is held. */
+/**
+ * qemu_co_mutex_lock: take @mutex, yielding while it is held.
+ * Context: coroutine_fn.
+ */
 AIOLAB_API void coroutine_fn qemu_co_mutex_lock(CoMutex *mutex);
-/** qemu_co_mutex_unlock: release; wakes the first waiter, if any. */
+/**
+ * qemu_co_mutex_unlock: release; wakes the first waiter, if any.
+ * Context: coroutine_fn, in the coroutine that holds @mutex.
+ */
 AIOLAB_API void coroutine_fn qemu_co_mutex_unlock(CoMutex *mutex);
-/** qemu_co_mutex_assert_locked: abort unless the caller holds it. */
+/**
+ * qemu_co_mutex_assert_locked: abort unless the caller holds it.
+ * Context: coroutine_fn (outside a coroutine it always aborts: plain code
+ * cannot hold a CoMutex).
+ */
 AIOLAB_API void qemu_co_mutex_assert_locked(CoMutex *mutex);
 
 /*
@@ -138,6 +168,10 @@ typedef struct CoQueue {
     Coroutine *tail;
 } CoQueue;
 
+/**
+ * qemu_co_queue_init: initialise @queue, empty (a zeroed CoQueue is too).
+ * Context: any thread, before the queue is used.
+ */
 AIOLAB_API void qemu_co_queue_init(CoQueue *queue);
 /**
  * qemu_co_queue_wait: add self to @queue, release @lock (CoMutex or
@@ -155,11 +189,20 @@ AIOLAB_API void coroutine_fn qemu_co_queue_restart_all(CoQueue *queue);
  * qemu_co_enter_next: from outside a coroutine: wake the first waiter and
  * let it run before returning, releasing @lock (CoMutex or NULL) around
  * it.  Returns: false if the queue was empty.
+ * Context: with @lock NULL, the home thread of the one AioContext that
+ * uses @queue; with a CoMutex, only a coroutine holding it (coroutine_fn).
  */
 AIOLAB_API bool qemu_co_enter_next(CoQueue *queue, CoMutex *lock);
-/** qemu_co_enter_all: qemu_co_enter_next() until the queue is empty. */
+/**
+ * qemu_co_enter_all: qemu_co_enter_next() until the queue is empty.
+ * Context: as qemu_co_enter_next().
+ */
 AIOLAB_API void qemu_co_enter_all(CoQueue *queue, CoMutex *lock);
-/** qemu_co_queue_empty: no waiter? */
+/**
+ * qemu_co_queue_empty: no waiter?
+ * Context: wherever @queue may be used: a coroutine holding its CoMutex,
+ * or the home thread of the one AioContext that uses it.
+ */
 AIOLAB_API bool qemu_co_queue_empty(CoQueue *queue);
 
 /*
@@ -177,10 +220,15 @@ typedef struct AiolabCoroutineInfo {
 /**
  * aiolab_coroutine_list: up to @max live coroutines (not pooled ones).
  * Returns: how many there are.  Racy snapshot, for diagnostics.
+ * Context: any thread, also aiolab_dump_state()'s SIGQUIT handler (it
+ * only try-locks, and returns 0 when it cannot get the lock).
  */
 AIOLAB_API size_t aiolab_coroutine_list(AiolabCoroutineInfo *out, size_t max);
 
-/** aiolab_coroutine_pool_stats: coroutines ever allocated, and pooled now. */
+/**
+ * aiolab_coroutine_pool_stats: coroutines ever allocated, and pooled now.
+ * Context: any thread (not a signal handler: it takes the registry lock).
+ */
 AIOLAB_API void aiolab_coroutine_pool_stats(uint64_t *allocated,
                                             uint64_t *pooled);
 

@@ -67,15 +67,21 @@ AIOLAB_API bool aiolab_rule_check(int rule, const char *func, void *ctx,
  */
 AIOLAB_API void aiolab_install_sigquit_handler(void);
 
-/** aiolab_checks_enabled: was this library built with the debug checks? */
+/**
+ * aiolab_checks_enabled: was this library built with the debug checks?
+ * Context: any thread.
+ */
 AIOLAB_API bool aiolab_checks_enabled(void);
 
 /*
  * Test hooks (aiolab; in every build, cheap when unset).
- *
+ */
+
+/**
  * aiolab_set_before_wait_hook: call @hook(@ctx) in aio_poll() just before
  * it sleeps in the fd monitor, after announcing itself in notify_me.  A
  * stress test uses it to widen the lost-wake-up race window.
+ * Context: any thread; the hook then runs in every thread that polls.
  */
 typedef void AiolabBeforeWaitHook(void *ctx);
 AIOLAB_API void aiolab_set_before_wait_hook(AiolabBeforeWaitHook *hook);
@@ -88,6 +94,8 @@ AIOLAB_API void aiolab_set_before_wait_hook(AiolabBeforeWaitHook *hook);
  *                     tests/c/test-iothread.c shows the stall)
  *   "none"            all off
  * Returns: false for an unknown name.
+ * Context: any thread; each aio_poll() reads the setting once, when it
+ * starts.
  */
 AIOLAB_API bool aiolab_test_inject_bug(const char *name);
 

@@ -16,6 +16,13 @@
 
 #include <aiolab/compiler.h>
 
+/**
+ * defer_call_begin / defer_call_end / defer_call: open a section, close
+ * it (the outermost end makes the deferred calls), and defer a call.
+ * Context: any thread.  A section belongs to the calling thread: begin
+ * and end in the same thread (a coroutine must not move to another
+ * thread inside one).
+ */
 AIOLAB_API void defer_call_begin(void);
 AIOLAB_API void defer_call_end(void);
 AIOLAB_API void defer_call(void (*fn)(void *), void *opaque);

@@ -20,9 +20,15 @@ typedef struct Error Error;
 
 /* Any thread */
 
-/** error_abort: pass &error_abort as errp to abort on error. */
+/**
+ * error_abort: pass &error_abort as errp to abort on error.
+ * Context: any thread (only its address is used; it is never written).
+ */
 AIOLAB_API extern Error *error_abort;
-/** error_fatal: pass &error_fatal as errp to print the error and exit(1). */
+/**
+ * error_fatal: pass &error_fatal as errp to print the error and exit(1).
+ * Context: any thread (only its address is used; it is never written).
+ */
 AIOLAB_API extern Error *error_fatal;
 
 /**
@@ -78,7 +84,10 @@ AIOLAB_API void error_report_err(Error *err);
  */
 AIOLAB_API void error_report(const char *fmt, ...) AIOLAB_PRINTF(1, 2);
 
-/** warn_report: like error_report(), prefixed with "warning: ". */
+/**
+ * warn_report: like error_report(), prefixed with "warning: ".
+ * Context: any thread.
+ */
 AIOLAB_API void warn_report(const char *fmt, ...) AIOLAB_PRINTF(1, 2);
 
 #endif

@@ -57,7 +57,10 @@ AIOLAB_API int event_notifier_set(EventNotifier *e);
  */
 AIOLAB_API int event_notifier_test_and_clear(EventNotifier *e);
 
-/** event_notifier_get_fd: the fd to poll for readability. */
+/**
+ * event_notifier_get_fd: the fd to poll for readability.
+ * Context: any thread.
+ */
 AIOLAB_API int event_notifier_get_fd(const EventNotifier *e);
 
 #endif

@@ -52,19 +52,29 @@ AIOLAB_API void iothread_destroy(IOThread *iothread);
 /** iothread_by_id: find an IOThread, or NULL.  Context: any thread. */
 AIOLAB_API IOThread *iothread_by_id(const char *id);
 
-/** iothread_get_aio_context: the IOThread's context (no new reference). */
+/**
+ * iothread_get_aio_context: the IOThread's context (no new reference).
+ * Context: any thread, until iothread_destroy().
+ */
 AIOLAB_API AioContext *iothread_get_aio_context(IOThread *iothread);
 
-/** iothread_get_id: a copy of the id; free() it. */
+/**
+ * iothread_get_id: a copy of the id; free() it.
+ * Context: any thread, until iothread_destroy().
+ */
 AIOLAB_API char *iothread_get_id(IOThread *iothread);
 
-/** iothread_get_thread_id: the kernel tid of the thread. */
+/**
+ * iothread_get_thread_id: the kernel tid of the thread.
+ * Context: any thread, until iothread_destroy().
+ */
 AIOLAB_API int iothread_get_thread_id(IOThread *iothread);
 
-/*
- * Properties (QEMU sets them through QOM; aiolab through these).  Each
- * refuses negative values with "<name> value must be in range [0,
- * INT64_MAX]" and changes nothing on error.
+/**
+ * iothread_set_poll_params: set properties (QEMU sets them through QOM;
+ * aiolab through this function and the two below).  Each refuses negative
+ * values with "<name> value must be in range [0, INT64_MAX]" and changes
+ * nothing on error.
  * Context: main loop, BQL held.
  */
 AIOLAB_API bool iothread_set_poll_params(IOThread *iothread, int64_t max_ns,
@@ -80,6 +90,8 @@ AIOLAB_API bool iothread_set_thread_pool_params(IOThread *iothread,
  * aiolab_iothread_get_param: read "poll-max-ns", "poll-grow",
  * "poll-shrink", "aio-max-batch", "thread-pool-min" or "thread-pool-max".
  * Returns: false for an unknown name.
+ * Context: main loop, BQL held (where the setters write them; not
+ * checked).
  */
 AIOLAB_API bool aiolab_iothread_get_param(IOThread *iothread, const char *name,
                                           int64_t *value);

@@ -33,6 +33,9 @@
  * call bql_lock() next, as QEMU's qemu_init() does.  A second call is a
  * no-op returning 0.
  * Returns: 0, or -errno with @errp set.
+ * Context: the thread that is to be the main-loop thread, with no current
+ * AioContext yet; once, at startup, before other threads use aiolab (two
+ * concurrent first calls race).  The BQL need not be held.
  */
 AIOLAB_API int qemu_init_main_loop(Error **errp);
 
@@ -48,7 +51,10 @@ AIOLAB_API void main_loop_wait(int nonblocking);
 /** qemu_get_aio_context: the main AioContext.  Context: any thread. */
 AIOLAB_API AioContext *qemu_get_aio_context(void);
 
-/** iohandler_get_aio_context: the iohandler context.  Any thread. */
+/**
+ * iohandler_get_aio_context: the iohandler context.
+ * Context: any thread.
+ */
 AIOLAB_API AioContext *iohandler_get_aio_context(void);
 
 /* ---------------------------------------------------------------------
@@ -87,13 +93,15 @@ AIOLAB_API void qemu_notify_event(void);
 AIOLAB_API void bql_lock(void);
 /** bql_unlock: release the BQL.  Context: the thread holding it. */
 AIOLAB_API void bql_unlock(void);
-/** bql_locked: does the calling thread hold the BQL? */
+/** bql_locked: does the calling thread hold the BQL?  Context: any thread. */
 AIOLAB_API bool bql_locked(void);
 
-/*
- * BQL_LOCK_GUARD(): take the BQL for the rest of the enclosing scope,
+/**
+ * BQL_LOCK_GUARD: take the BQL for the rest of the enclosing scope,
  * unless the thread already holds it; release it at scope exit only if it
  * was taken here.
+ * Context: any thread; one that does not hold the BQL yet must hold no
+ * other lock (the BQL is the outermost lock).
  */
 AIOLAB_API bool aiolab_bql_guard_lock(void);
 AIOLAB_API void aiolab_bql_guard_unlock(bool *taken);
@@ -107,10 +115,14 @@ AIOLAB_API void aiolab_bql_guard_unlock(bool *taken);
 /**
  * qemu_in_main_thread: is this global-state code?  As in QEMU's
  * emulators, true when the thread holds the BQL.
+ * Context: any thread.
  */
 AIOLAB_API bool qemu_in_main_thread(void);
 
-/** qemu_in_iothread: is the current context not the main one? */
+/**
+ * qemu_in_iothread: is the current context not the main one?
+ * Context: any thread.
+ */
 AIOLAB_API bool qemu_in_iothread(void);
 
 /*
@@ -134,11 +146,16 @@ typedef struct AiolabBqlStats {
  * Context: any thread (a snapshot; counters of running threads move).
  */
 AIOLAB_API size_t aiolab_bql_get_stats(AiolabBqlStats *out, size_t max);
-/** aiolab_bql_reset_stats: zero every thread's BQL statistics. */
+/**
+ * aiolab_bql_reset_stats: zero every thread's BQL statistics.
+ * Context: any thread (a thread taking the BQL meanwhile may keep counts
+ * from before the reset).
+ */
 AIOLAB_API void aiolab_bql_reset_stats(void);
 /**
  * aiolab_bql_holder_tid: the kernel tid of the BQL holder, or 0.
  * For diagnostics only: the answer may be stale when it is returned.
+ * Context: any thread.
  */
 AIOLAB_API int aiolab_bql_holder_tid(void);
 

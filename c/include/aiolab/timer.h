@@ -55,7 +55,10 @@ AIOLAB_API int64_t qemu_clock_get_ms(QEMUClockType type);
  */
 AIOLAB_API void qemu_clock_enable(QEMUClockType type, bool enabled);
 
-/** aiolab_clock_is_enabled: the flag above. */
+/**
+ * aiolab_clock_is_enabled: the flag above.
+ * Context: any thread.
+ */
 AIOLAB_API bool aiolab_clock_is_enabled(QEMUClockType type);
 
 /**
@@ -96,11 +99,15 @@ AIOLAB_API QEMUTimer *timer_new_ms(QEMUClockType type, QEMUTimerCB *cb,
  * Context: any thread.
  */
 AIOLAB_API void timer_mod(QEMUTimer *ts, int64_t expire_time);
-/** timer_mod_ns: timer_mod() with the time in ns whatever the scale. */
+/**
+ * timer_mod_ns: timer_mod() with the time in ns whatever the scale.
+ * Context: any thread.
+ */
 AIOLAB_API void timer_mod_ns(QEMUTimer *ts, int64_t expire_time);
 /**
  * timer_mod_anticipate: like timer_mod(), but only ever moves the timer
  * earlier: a pending timer that expires sooner is left alone.
+ * Context: any thread.
  */
 AIOLAB_API void timer_mod_anticipate(QEMUTimer *ts, int64_t expire_time);
 AIOLAB_API void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time);
@@ -111,20 +118,29 @@ AIOLAB_API void timer_del(QEMUTimer *ts);
 /**
  * timer_free: disarm and free @ts.  No other thread may use it
  * concurrently (it may not be running in its own callback elsewhere).
+ * Context: any thread, as the last user of @ts (it does not wait for a
+ * running callback).
  */
 AIOLAB_API void timer_free(QEMUTimer *ts);
 
 /** timer_pending: is @ts armed?  Context: any thread. */
 AIOLAB_API bool timer_pending(QEMUTimer *ts);
 
-/** timer_expired: is @ts armed to expire at or before @current_time? */
+/**
+ * timer_expired: is @ts armed to expire at or before @current_time?
+ * Context: any thread.
+ */
 AIOLAB_API bool timer_expired(QEMUTimer *ts, int64_t current_time);
 
-/** timer_expire_time_ns: expiry in ns, or -1 (as uint64_t) if not pending. */
+/**
+ * timer_expire_time_ns: expiry in ns, or -1 (as uint64_t) if not pending.
+ * Context: any thread.
+ */
 AIOLAB_API uint64_t timer_expire_time_ns(QEMUTimer *ts);
 
 /**
  * qemu_soonest_timeout: the sooner of two timeouts, -1 meaning infinite.
+ * Context: any thread (pure arithmetic).
  */
 static inline int64_t qemu_soonest_timeout(int64_t a, int64_t b)
 {
@@ -134,6 +150,7 @@ static inline int64_t qemu_soonest_timeout(int64_t a, int64_t b)
 /**
  * qemu_timeout_ns_to_ms: round a ns timeout up to ms (-1 stays -1), capped
  * at INT32_MAX, for APIs that sleep in ms.
+ * Context: any thread (pure arithmetic).
  */
 AIOLAB_API int qemu_timeout_ns_to_ms(int64_t ns);
 

@@ -34,13 +34,17 @@ typedef struct AiolabTraceThread {
     char name[32];
 } AiolabTraceThread;
 
-/** aiolab_trace_set_enabled: start or stop recording (all threads). */
+/**
+ * aiolab_trace_set_enabled: start or stop recording (all threads).
+ * Context: any thread.
+ */
 AIOLAB_API void aiolab_trace_set_enabled(bool enabled);
 AIOLAB_API bool aiolab_trace_get_enabled(void);
 
 /**
  * aiolab_trace_clear: forget recorded events (all threads).  Threads still
  * recording may add events concurrently; call it while quiet.
+ * Context: any thread.
  */
 AIOLAB_API void aiolab_trace_clear(void);
 
@@ -54,29 +58,39 @@ AIOLAB_API void aiolab_trace_clear(void);
 AIOLAB_API size_t aiolab_trace_collect(AiolabTraceRecord *out, size_t max,
                                        int64_t since_ns);
 
-/** aiolab_trace_threads: up to @max threads; returns how many exist. */
+/**
+ * aiolab_trace_threads: up to @max threads; returns how many exist.
+ * Context: any thread.
+ */
 AIOLAB_API size_t aiolab_trace_threads(AiolabTraceThread *out, size_t max);
 
 /**
  * aiolab_trace_write_json: write recorded events (since @since_ns, 0 for
  * all) as Chrome trace-event JSON.  Returns: false with @errp set.
+ * Context: any thread; as aiolab_trace_collect(), threads may keep
+ * recording.
  */
 AIOLAB_API bool aiolab_trace_write_json(const char *path, int64_t since_ns,
                                         Error **errp);
 
-/** aiolab_trace_now_ns: the trace clock (CLOCK_MONOTONIC), ns. */
+/**
+ * aiolab_trace_now_ns: the trace clock (CLOCK_MONOTONIC), ns.
+ * Context: any thread.
+ */
 AIOLAB_API int64_t aiolab_trace_now_ns(void);
 
 /**
  * aiolab_trace_mark: record an instant event @name (a string that must
  * outlive the trace, e.g. a literal) with @arg on the calling thread, for
  * programs and tutorials that want their own marks.
+ * Context: any thread.
  */
 AIOLAB_API void aiolab_trace_mark(const char *name, int64_t arg);
 
 /**
  * aiolab_trace_begin / aiolab_trace_end: a named slice on the calling
  * thread (e.g. "request" around a guest request).
+ * Context: any thread; end in the thread that began the slice.
  */
 AIOLAB_API void aiolab_trace_begin(const char *name, int64_t arg);
 AIOLAB_API void aiolab_trace_end(const char *name, int64_t arg);
@@ -84,6 +98,7 @@ AIOLAB_API void aiolab_trace_end(const char *name, int64_t arg);
 /**
  * aiolab_thread_set_name: name the calling thread for traces, statistics
  * and the dump (also sets the kernel thread name, truncated to 15 bytes).
+ * Context: any thread (it names itself).
  */
 AIOLAB_API void aiolab_thread_set_name(const char *name);
 
