@@ -169,6 +169,10 @@ struct AioContext {
     bool fdmon_locked_epoll;    /* embedded: stay on epoll */
     void *io_uring;             /* fdmon-io_uring state */
 
+    /* The file driver's io_uring for block requests submitted in this
+     * context (block/file-io_uring.c); freed with the context. */
+    void *linux_io_uring;
+
     /* Timers: one list per clock. */
     QEMUTimerListGroup tlg;
 
@@ -218,6 +222,10 @@ bool fdmon_io_uring_setup_locked(AioContext *ctx); /* list_lock mutex held */
 struct ThreadPool *thread_pool_new(AioContext *ctx);
 void thread_pool_free(struct ThreadPool *pool);
 void thread_pool_update_params(struct ThreadPool *pool, AioContext *ctx);
+
+/* block/file-io_uring.c: free ctx->linux_io_uring (QEMU's
+ * luring_cleanup, called from aio_ctx_finalize). */
+void luring_cleanup(AioContext *ctx);
 
 /* iothread.c / main-loop.c: the current context of this thread. */
 AioContext *aiolab_get_my_aiocontext(void);

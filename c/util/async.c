@@ -604,6 +604,7 @@ static void aio_context_finalize(AioContext *ctx)
     QEMUBH *bh;
     unsigned flags;
 
+    luring_cleanup(ctx);
     if (ctx->thread_pool) {
         thread_pool_free(ctx->thread_pool);
         ctx->thread_pool = NULL;

@@ -24,6 +24,9 @@
 #include <aiolab/iov.h>
 #include <aiolab/block.h>
 #include <aiolab/block-backend.h>
+#include <aiolab/iov.h>
+#include <aiolab/block.h>
+#include <aiolab/block-backend.h>
 
 #define AIOLAB_VERSION "0.1.0"
 /** aiolab_version: the library's version string.  Context: any thread. */
