@@ -28,7 +28,8 @@ Output is one line per test, `ok N name`, `not ok N name` or
 `ok N name # SKIP why` (a program that exits 77 is skipped), then
 `# tutorial: N passed, N failed, N skipped`; tests/run.py reads that line.
 Exit status 0 iff nothing failed.  Programs and their outputs (traces)
-go to build/tutorial/<chapter>/; programs run with that as their current
+go to build/tutorial/<chapter>/ (build/tutorial/<variant>/<chapter>/ for
+--build build/<variant>); programs run with that as their current
 directory.  --update-regions rewrites README blocks from the sources.
 """
 import argparse
@@ -400,6 +401,10 @@ def main():
         return 1
     args.build_abs = os.path.abspath(os.path.join(root, args.build))
     out_root = os.path.join(os.path.dirname(HERE), "build", "tutorial")
+    if os.path.normpath(args.build) != "build":
+        # build/asan -> build/tutorial/asan: variants never share binaries
+        out_root = os.path.join(out_root, os.path.basename(
+            os.path.normpath(args.build)))
     chapters = discover(args.pattern)
     readmes = [(os.path.join(HERE, "README.md"), None)] + \
         [(os.path.join(HERE, c, "README.md"), c) for c, _, _ in chapters]

@@ -92,7 +92,7 @@ int main(void)
 {
     IOThread *it;
     bool rescued;
-    int bhs = 0;
+    int attempt, bhs = 0;
     double ms;
 
     qemu_init_main_loop(&error_abort);
@@ -100,11 +100,21 @@ int main(void)
     it = iothread_create("io0", &error_abort);
     io_ctx = iothread_get_aio_context(it);
 
-    ms = run_job(false, 500, &rescued, &bhs);
-    printf("without aio_wait_kick(): the wait took %.2f ms\n", ms);
+    /* [region: no-kick] */
+    for (attempt = 1; attempt <= 3; attempt++) {
+        ms = run_job(false, 500, &rescued, &bhs);
+        printf("without aio_wait_kick(): the wait took %.2f ms\n", ms);
+        if (rescued) {
+            break;
+        }
+        /* Possible (AIOLAB_FDMON=io_uring has one just after start-up):
+         * that is why AIO_WAIT_WHILE re-checks after every wake-up. */
+        printf("(ended by a spurious wake-up; trying again)\n");
+    }
+    /* [endregion] */
     CHECK("without a kick, only the 500 ms rescue timer ended the wait",
           rescued);
-    CHECK_EQ("the main loop ran its own BH during the wait", bhs, 1);
+    CHECK_EQ("the main loop ran its own BH during each wait", bhs, attempt);
 
     ms = run_job(true, 10000, &rescued, &bhs);
     printf("with aio_wait_kick():    the wait took %.2f ms\n", ms);

@@ -7,10 +7,11 @@
  *
  * The main thread sends ROUNDS requests to an IOThread through an event
  * notifier, 20 us apart: quick enough that the IOThread's busy-polling
- * should catch them without going to sleep.  But a context busy-polls only
- * if *every* handler in it can be polled (there is no way to see an fd
- * become readable without a system call), and this handler cannot: it
- * has no io_poll callback.
+ * should catch them without going to sleep.  But a handler without an
+ * io_poll callback is never polled, and with the poll(2) and epoll fd
+ * monitors (poll is the default) a context busy-polls only if *every*
+ * handler can be polled: they cannot see an fd become readable without a
+ * system call.  This handler has no io_poll.
  *
  * The answer: request_poll() and request_poll_ready(), passed to
  * aio_set_event_notifier().
@@ -67,9 +68,18 @@ int main(void)
     bql_lock();
     it = iothread_create("io0", &error_abort);
     ctx = iothread_get_aio_context(it);
-    /* A generous poll window, so a busy machine does not change the
-     * outcome (the default is 32768 ns). */
-    iothread_set_poll_params(it, 1000000, 0, 0, &error_abort);
+    if (strcmp(aiolab_aio_context_fdmon_name(ctx), "io_uring") == 0) {
+        /* There every fd event re-arms an io_uring submission, and a
+         * pending submission sends aio_poll() to the kernel at once. */
+        printf("skip: AIOLAB_FDMON=io_uring: an fd that fires on every "
+               "request keeps busy-polling off there\n");
+        iothread_destroy(it);
+        bql_unlock();
+        return 77;
+    }
+    /* A generous poll window (10 ms; the default is 32768 ns), so that a
+     * busy machine does not change the outcome. */
+    iothread_set_poll_params(it, 10000000, 0, 0, &error_abort);
 
     event_notifier_init(&req, 0);
     aio_set_event_notifier(ctx, &req, on_request, request_poll,
@@ -93,9 +103,9 @@ int main(void)
     CHECK_EQ("every request was handled exactly once",
              by_fd + by_poll, ROUNDS);
     CHECK_HINT("some requests were found by busy-polling", by_poll > 0,
-               "a handler without io_poll turns busy-polling off for its "
-               "whole context; pass an io_poll and an io_poll_ready to "
-               "aio_set_event_notifier()");
+               "a handler without io_poll is never polled, and turns "
+               "busy-polling off for its whole context; pass an io_poll "
+               "and an io_poll_ready to aio_set_event_notifier()");
 
     aio_set_event_notifier(ctx, &req, NULL, NULL, NULL);
     iothread_destroy(it);
