@@ -155,8 +155,9 @@ struct AioContext {
     /* Ready list collected by aio_context_check() for dispatch. */
     AioHandlerList embed_ready_list;
 
-    /* Adaptive polling (set from any thread under list_lock's mutex,
-     * read by the home thread; atomics) */
+    /* Adaptive polling: parameters set from any thread and poll_ns
+     * adapted by the home thread, all with relaxed atomics (a stale value
+     * only costs a little polling). */
     int64_t poll_ns;            /* current busy-poll time */
     int64_t poll_max_ns;
     int64_t poll_grow;

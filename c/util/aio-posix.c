@@ -608,8 +608,15 @@ void aio_context_destroy(AioContext *ctx)
 
 const char *aiolab_aio_context_fdmon_name(AioContext *ctx)
 {
+    const char *name;
+
     REQUIRE_LIVE(ctx, AIO_CONTEXT_MAGIC, "AioContext");
-    return ctx->fdmon_ops->name;
+    /* The monitor is swapped under the mutex (from any thread, by a
+     * poll(2) -> epoll upgrade or aiolab_aio_context_set_fdmon()). */
+    qemu_lockcnt_lock(&ctx->list_lock);
+    name = ctx->fdmon_ops->name;
+    qemu_lockcnt_unlock(&ctx->list_lock);
+    return name;
 }
 
 bool aiolab_aio_context_set_fdmon(AioContext *ctx, const char *name,

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 #include <aiolab/aiolab.h>
@@ -52,24 +53,28 @@ static void main_loop_timer_notify(void *opaque, QEMUClockType type)
 
 int qemu_init_main_loop(Error **errp)
 {
+    static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
     AioContext *ctx, *ioh;
+    int ret = 0;
 
+    pthread_mutex_lock(&init_lock);
     if (qemu_get_aio_context()) {
-        return 0;
+        goto out;
     }
     init_clocks();
+    /* Both contexts first: a failure leaves this thread as it was. */
     ctx = aio_context_new(errp);
-    if (!ctx) {
-        return -EMFILE;
+    ioh = ctx ? aio_context_new(errp) : NULL;
+    if (!ioh) {
+        if (ctx) {
+            aio_context_unref(ctx);
+        }
+        ret = -EMFILE;          /* QEMU's answer, whatever the cause */
+        goto out;
     }
     aiolab_aio_context_set_name(ctx, "main");
-    qemu_set_current_aio_context(ctx);
-    ioh = aio_context_new(errp);
-    if (!ioh) {
-        aio_context_unref(ctx);
-        return -EMFILE;
-    }
     aiolab_aio_context_set_name(ioh, "iohandler");
+    qemu_set_current_aio_context(ctx);
     qatomic_set(&aiolab_main_loop_tid, aiolab_gettid());
     snprintf(aiolab_thread_self()->name, sizeof(aiolab_thread_self()->name),
              "main");
@@ -81,7 +86,9 @@ int qemu_init_main_loop(Error **errp)
     aio_context_use_embedded_mode(ctx);
     aio_context_use_embedded_mode(ioh);
     aiolab_install_sigquit_handler();
-    return 0;
+out:
+    pthread_mutex_unlock(&init_lock);
+    return ret;
 }
 
 QEMUBH *qemu_bh_new_full(QEMUBHFunc *cb, void *opaque, const char *name,

@@ -87,7 +87,8 @@ AIOLAB_API void aio_wait_kick(void);
 /**
  * aio_wait_bh_oneshot: run @cb(@opaque) in @ctx's home thread and wait
  * until it has returned.  The main loop keeps running while it waits.
- * Context: main loop, BQL held.
+ * Context: main loop: a thread whose current context is the main one (the
+ * main-loop thread, or a thread holding the BQL), as QEMU asserts.
  */
 AIOLAB_API void aio_wait_bh_oneshot(AioContext *ctx, QEMUBHFunc *cb,
                                     void *opaque);

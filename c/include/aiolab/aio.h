@@ -115,7 +115,8 @@ AIOLAB_API void aio_context_set_thread_pool_params(AioContext *ctx,
  * own notifier or an idle BH ran).  A blocking call woken only by
  * aio_notify() returns false.
  * Context: home thread only (for the main context: a thread holding the
- * BQL, or the main-loop thread).  Never from a coroutine.
+ * BQL, or the main-loop thread -- which must hold the BQL too once any
+ * other thread has taken it).  Never from a coroutine.
  */
 AIOLAB_API bool aio_poll(AioContext *ctx, bool blocking);
 

@@ -186,9 +186,11 @@ AIOLAB_API bool coroutine_fn qemu_co_queue_next(CoQueue *queue);
 /** qemu_co_queue_restart_all: wake every waiter.  Context: coroutine_fn. */
 AIOLAB_API void coroutine_fn qemu_co_queue_restart_all(CoQueue *queue);
 /**
- * qemu_co_enter_next: from outside a coroutine: wake the first waiter and
- * let it run before returning, releasing @lock (CoMutex or NULL) around
- * it.  Returns: false if the queue was empty.
+ * qemu_co_enter_next: wake the first waiter.  Called outside any
+ * coroutine with @lock NULL, the waiter (of the caller's context) runs
+ * before this returns; called from a coroutine holding @lock (a CoMutex),
+ * the lock is released around the wake-up and the waiter runs when the
+ * caller yields.  Returns: false if the queue was empty.
  * Context: with @lock NULL, the home thread of the one AioContext that
  * uses @queue; with a CoMutex, only a coroutine holding it (coroutine_fn).
  */

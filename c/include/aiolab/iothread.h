@@ -47,6 +47,22 @@ AIOLAB_API void iothread_stop(IOThread *iothread);
  */
 AIOLAB_API void iothread_destroy(IOThread *iothread);
 
+/**
+ * iothread_set_poll_params: set properties (QEMU sets them through QOM;
+ * aiolab through this function and the two below).  Each refuses negative
+ * values with "<name> value must be in range [0, INT64_MAX]" and changes
+ * nothing on error.
+ * Context: main loop, BQL held.
+ */
+AIOLAB_API bool iothread_set_poll_params(IOThread *iothread, int64_t max_ns,
+                                         int64_t grow, int64_t shrink,
+                                         Error **errp);
+AIOLAB_API bool iothread_set_aio_max_batch(IOThread *iothread,
+                                           int64_t max_batch, Error **errp);
+AIOLAB_API bool iothread_set_thread_pool_params(IOThread *iothread,
+                                                int64_t min, int64_t max,
+                                                Error **errp);
+
 /* Any thread */
 
 /** iothread_by_id: find an IOThread, or NULL.  Context: any thread. */
@@ -71,34 +87,19 @@ AIOLAB_API char *iothread_get_id(IOThread *iothread);
 AIOLAB_API int iothread_get_thread_id(IOThread *iothread);
 
 /**
- * iothread_set_poll_params: set properties (QEMU sets them through QOM;
- * aiolab through this function and the two below).  Each refuses negative
- * values with "<name> value must be in range [0, INT64_MAX]" and changes
- * nothing on error.
- * Context: main loop, BQL held.
- */
-AIOLAB_API bool iothread_set_poll_params(IOThread *iothread, int64_t max_ns,
-                                         int64_t grow, int64_t shrink,
-                                         Error **errp);
-AIOLAB_API bool iothread_set_aio_max_batch(IOThread *iothread,
-                                           int64_t max_batch, Error **errp);
-AIOLAB_API bool iothread_set_thread_pool_params(IOThread *iothread,
-                                                int64_t min, int64_t max,
-                                                Error **errp);
-
-/**
  * aiolab_iothread_get_param: read "poll-max-ns", "poll-grow",
  * "poll-shrink", "aio-max-batch", "thread-pool-min" or "thread-pool-max".
  * Returns: false for an unknown name.
- * Context: main loop, BQL held (where the setters write them; not
- * checked).
+ * Context: any thread (the setters run in the main loop; a concurrent
+ * set may be missed).
  */
 AIOLAB_API bool aiolab_iothread_get_param(IOThread *iothread, const char *name,
                                           int64_t *value);
 
 /**
  * aiolab_iothread_list: up to @max IOThreads into @out, in creation order.
- * Returns: how many exist.  Context: main loop, BQL held.
+ * Returns: how many exist.  Context: any thread (a snapshot under the
+ * registry's lock; an IOThread may be destroyed right after).
  */
 AIOLAB_API size_t aiolab_iothread_list(IOThread **out, size_t max);
 

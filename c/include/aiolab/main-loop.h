@@ -34,8 +34,8 @@
  * no-op returning 0.
  * Returns: 0, or -errno with @errp set.
  * Context: the thread that is to be the main-loop thread, with no current
- * AioContext yet; once, at startup, before other threads use aiolab (two
- * concurrent first calls race).  The BQL need not be held.
+ * AioContext yet; normally once, at startup (calls are serialised; the
+ * first one wins).  The BQL need not be held.
  */
 AIOLAB_API int qemu_init_main_loop(Error **errp);
 
@@ -48,6 +48,10 @@ AIOLAB_API int qemu_init_main_loop(Error **errp);
  */
 AIOLAB_API void main_loop_wait(int nonblocking);
 
+/* ---------------------------------------------------------------------
+ * Any thread
+ * --------------------------------------------------------------------- */
+
 /** qemu_get_aio_context: the main AioContext.  Context: any thread. */
 AIOLAB_API AioContext *qemu_get_aio_context(void);
 
@@ -57,9 +61,6 @@ AIOLAB_API AioContext *qemu_get_aio_context(void);
  */
 AIOLAB_API AioContext *iohandler_get_aio_context(void);
 
-/* ---------------------------------------------------------------------
- * Any thread
- * --------------------------------------------------------------------- */
 
 /** qemu_bh_new_full: a BH in the main context.  Context: any thread. */
 AIOLAB_API QEMUBH *qemu_bh_new_full(QEMUBHFunc *cb, void *opaque,

@@ -62,7 +62,8 @@ AIOLAB_API void bdrv_aio_cancel(BlockAIOCB *acb);
 
 /**
  * bdrv_aio_cancel_async: request cancellation; the callback still runs
- * exactly once, later.  Context: the home thread of @acb's context.
+ * exactly once, later, in @acb's context.  Context: any thread (the pool
+ * takes its lock; QEMU calls it from the home thread).
  */
 AIOLAB_API void bdrv_aio_cancel_async(BlockAIOCB *acb);
 

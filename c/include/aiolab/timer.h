@@ -127,7 +127,8 @@ AIOLAB_API void timer_free(QEMUTimer *ts);
 AIOLAB_API bool timer_pending(QEMUTimer *ts);
 
 /**
- * timer_expired: is @ts armed to expire at or before @current_time?
+ * timer_expired: is @ts armed to expire at or before @current_time (in
+ * the timer's scale, as timer_mod())?
  * Context: any thread.
  */
 AIOLAB_API bool timer_expired(QEMUTimer *ts, int64_t current_time);
