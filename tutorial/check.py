@@ -292,6 +292,9 @@ def check_readme(readme, chapter, update=False):
         out.append(line)
         i += 1
         if not m:
+            if "<!-- region:" in re.sub(r"`[^`]*`", "", line):
+                problems.append(f"line {i}: a region marker must be alone "
+                                f"on its line: <!-- region: FILE.c:NAME -->")
             continue
         src, name = m.group(1), m.group(2)
         if src not in cache:
@@ -331,7 +334,7 @@ def check_readme(readme, chapter, update=False):
         text = "\n".join(lines)
         for what, rx in README_PARTS:
             if not rx.search(text):
-                problems.append(f"the chapter has no {what}")
+                problems.append(f"missing part: {what}")
         for m in LINE_CITE.finditer(text):
             problems.append(f"'{m.group(0)}': cite code by symbol "
                             f"(file: function()), never by line number")
