@@ -733,7 +733,7 @@ bool aio_context_check(AioContext *ctx)
            aio_compute_timeout(ctx) == 0;
 }
 
-bool aio_context_dispatch(AioContext *ctx)
+void aio_context_dispatch(AioContext *ctx)
 {
     bool progress;
 
@@ -745,7 +745,7 @@ bool aio_context_dispatch(AioContext *ctx)
     aio_free_deleted_handlers(ctx);
     qemu_lockcnt_dec(&ctx->list_lock);
     progress |= timerlistgroup_run_timers(&ctx->tlg);
-    return progress;
+    (void)progress;     /* API.md: no result (GLib ignores it too) */
 }
 
 /* Free handlers still registered when the context dies (finalize). */

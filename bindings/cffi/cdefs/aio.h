@@ -23,7 +23,7 @@ void aiolab_clear_current_aio_context(AioContext *ctx);
 int aio_context_get_fd(AioContext *ctx);
 int64_t aio_context_prepare(AioContext *ctx);
 bool aio_context_check(AioContext *ctx);
-bool aio_context_dispatch(AioContext *ctx);
+void aio_context_dispatch(AioContext *ctx);
 void aio_notify(AioContext *ctx);
 void aio_set_fd_handler(AioContext *ctx, int fd, IOHandler *io_read,
                         IOHandler *io_write, AioPollFn *io_poll,

@@ -487,9 +487,8 @@ class AioContext:
     def dispatch(self):
         ptr = self._live()
         check_rule(RULE_HOME_THREAD, "aio_context_dispatch", ptr)
-        progress = lib.aio_context_dispatch(ptr)
+        lib.aio_context_dispatch(ptr)
         self._reraise()
-        return progress
 
     # --- lifetime -------------------------------------------------------------
     def close(self):

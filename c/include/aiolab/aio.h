@@ -182,11 +182,11 @@ AIOLAB_API int64_t aio_context_prepare(AioContext *ctx);
 AIOLAB_API bool aio_context_check(AioContext *ctx);
 
 /**
- * aio_context_dispatch: run ready BHs, handlers and timers.
- * Returns: true if progress was made (as aio_poll()).
+ * aio_context_dispatch: run ready BHs, handlers and timers (whether they
+ * made progress is not returned: the embedding loop does not need it).
  * Context: home thread only.
  */
-AIOLAB_API bool aio_context_dispatch(AioContext *ctx);
+AIOLAB_API void aio_context_dispatch(AioContext *ctx);
 
 /* ---------------------------------------------------------------------
  * Any thread
