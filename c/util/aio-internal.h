@@ -199,7 +199,11 @@ void aio_context_registry_foreach(void (*fn)(AioContext *ctx, void *opaque),
 bool aio_bh_has_pending(AioContext *ctx);
 
 /* aio-posix.c */
-void aio_context_setup(AioContext *ctx);
+void aio_context_setup(AioContext *ctx, const char *fdmon);
+
+/* aio_context_new() on a given fd monitor ("poll", "epoll", "io_uring" or
+ * NULL for poll), whatever AIOLAB_FDMON says. */
+AioContext *aio_context_new_fdmon(const char *fdmon, Error **errp);
 void aio_context_destroy(AioContext *ctx);
 void aio_add_ready_handler(AioHandlerList *ready_list, AioHandler *node,
                            int revents);

@@ -582,10 +582,8 @@ bool aio_poll(AioContext *ctx, bool blocking)
 
 /* --- fd monitor selection ------------------------------------------ */
 
-void aio_context_setup(AioContext *ctx)
+void aio_context_setup(AioContext *ctx, const char *want)
 {
-    const char *want = getenv("AIOLAB_FDMON");
-
     ctx->fdmon_ops = &fdmon_poll_ops;
     if (!want || !strcmp(want, "poll")) {
         return;

@@ -492,6 +492,11 @@ void aio_co_wake(Coroutine *co)
     REQUIRE_NONNULL(co);
     /* Pairs with the store of co->ctx in qemu_aio_coroutine_enter(). */
     ctx = qatomic_load_acquire(&co->ctx);
+    if (unlikely(!ctx)) {
+        aiolab_die(__func__, "got a coroutine that has never run, so it has "
+                   "no context to resume in: enter it first, or use "
+                   "aio_co_enter(ctx, co)");
+    }
     aio_co_enter(ctx, co);
 }
 
@@ -551,6 +556,11 @@ void coroutine_fn aio_co_reschedule_self(AioContext *new_ctx)
 
 AioContext *aio_context_new(Error **errp)
 {
+    return aio_context_new_fdmon(getenv("AIOLAB_FDMON"), errp);
+}
+
+AioContext *aio_context_new_fdmon(const char *fdmon, Error **errp)
+{
     AioContext *ctx = calloc(1, sizeof(*ctx));
     char name[32];
     int ret;
@@ -578,7 +588,7 @@ AioContext *aio_context_new(Error **errp)
     ctx->thread_pool_min = 0;
     ctx->thread_pool_max = THREAD_POOL_MAX_THREADS_DEFAULT;
     timerlistgroup_init(&ctx->tlg, aio_timerlist_notify, ctx);
-    aio_context_setup(ctx);
+    aio_context_setup(ctx, fdmon);
 
     pthread_mutex_lock(&ctx_registry_lock);
     snprintf(name, sizeof(name), "ctx%u", ++ctx_counter);

@@ -63,8 +63,13 @@ int qemu_init_main_loop(Error **errp)
     }
     init_clocks();
     /* Both contexts first: a failure leaves this thread as it was. */
-    ctx = aio_context_new(errp);
-    ioh = ctx ? aio_context_new(errp) : NULL;
+    /*
+     * On epoll from the start: main_loop_wait() sleeps on their epoll fds.
+     * (Created on io_uring and switched, their rings' teardown would
+     * interrupt the next wait: a spurious wake-up.)
+     */
+    ctx = aio_context_new_fdmon("epoll", errp);
+    ioh = ctx ? aio_context_new_fdmon("epoll", errp) : NULL;
     if (!ioh) {
         if (ctx) {
             aio_context_unref(ctx);
