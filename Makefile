@@ -225,10 +225,11 @@ student:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include/aiolab $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 c/include/aiolab/*.h $(DESTDIR)$(PREFIX)/include/aiolab/
+	cp -R c/include/aiolab/. $(DESTDIR)$(PREFIX)/include/aiolab/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(LIB_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|^prefix=.*|prefix=$(PREFIX)|' $(LIB_PC) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/aiolab.pc
+	@echo "installed in $(DESTDIR)$(PREFIX) (pkg-config: $(PREFIX)/lib/pkgconfig)"
 .PHONY: install
 
 clean:
