@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The main loop, the BQL, IOThreads and AIO_WAIT_WHILE."""
 import contextlib
-import inspect
+import sys
 import threading
 
 from ._backend import B, lib, raw
@@ -302,10 +302,12 @@ def aio_wait_while(ctx, predicate):
     check_callable(predicate, "predicate")
     ptr = None if ctx is None else ctx._live()
     check_rule(RULE_AIO_WAIT, "aio_wait_while", B.ptr_arg(ptr))
-    caller = inspect.stack()[1]
+    # The caller's frame only: inspect.stack() reads the source of every
+    # frame, milliseconds in a notebook, with the BQL held.
+    caller = sys._getframe(1)
     poll_ctx = lib.aiolab_aio_wait_begin(
-        B.ptr_arg(ptr), B.s("aio_wait_while"), B.s(caller.filename),
-        caller.lineno, B.s(getattr(predicate, "__name__", "predicate")))
+        B.ptr_arg(ptr), B.s("aio_wait_while"), B.s(caller.f_code.co_filename),
+        caller.f_lineno, B.s(getattr(predicate, "__name__", "predicate")))
     waited = False
     wrapper = ctx if ctx is not None and B.addr(ptr) == B.addr(poll_ctx) \
         else main_loop().ctx
