@@ -64,6 +64,8 @@ def suites(args):
     tut = os.path.join(ROOT, "tutorial", "check.py")
     if os.path.exists(tut):
         out.append(("tutorial", [("tutorial", [PYTHON, tut], {}, "harness")]))
+    out.append(("install", [("make install", [os.path.join(
+        ROOT, "tests", "install-check.sh")], {}, "cmd")]))
     docs = os.path.join(ROOT, "tests", "docs-check.py")
     if os.path.exists(docs):
         out.append(("docs", [("docs-check", [PYTHON, docs], {}, "harness")]))
