@@ -39,6 +39,7 @@ typedef struct BDRVTestState {
     int drain_count;
     /* Atomic: requests of any thread count. */
     int64_t reads, writes, flushes, other;
+    int64_t drain_begins, drain_ends;
 } BDRVTestState;
 
 static int test_open(BlockDriverState *bs, BlockOpts *opts, int flags,
@@ -106,6 +107,7 @@ static void test_drain_begin(BlockDriverState *bs)
     BDRVTestState *s = bs->opaque;
 
     qatomic_inc(&s->drain_count);
+    qatomic_inc(&s->drain_begins);
     if (s->sleep_in_drain_begin) {
         Coroutine *co = qemu_coroutine_create(sleep_in_drain_begin, bs);
 
@@ -119,6 +121,7 @@ static void test_drain_end(BlockDriverState *bs)
     BDRVTestState *s = bs->opaque;
 
     qatomic_dec(&s->drain_count);
+    qatomic_inc(&s->drain_ends);
 }
 
 static void co_reenter_bh(void *opaque)
@@ -245,6 +248,8 @@ bool aiolab_test_driver_get_stats(BlockDriverState *bs,
     stats->writes = qatomic_read(&s->writes);
     stats->flushes = qatomic_read(&s->flushes);
     stats->other = qatomic_read(&s->other);
+    stats->drain_begins = qatomic_read(&s->drain_begins);
+    stats->drain_ends = qatomic_read(&s->drain_ends);
     return true;
 }
 

@@ -197,21 +197,6 @@ static void coroutine_fn bdrv_co_yield_to_drain(BlockDriverState *bs,
 
 /* --- begin and end ----------------------------------------------------- */
 
-/* Quiesce @bs and its parents, without polling. */
-void bdrv_do_drained_begin_quiesce(BlockDriverState *bs, BdrvChild *parent)
-{
-    GLOBAL_STATE_CODE();
-    AIOLAB_ASSERT(!qemu_in_coroutine(), "quiesce from a coroutine");
-    /* Written in the main loop only; atomic because request coroutines
-     * of any thread read it. */
-    if (qatomic_fetch_add(&bs->quiesce_counter, 1) == 0) {
-        bdrv_parent_drained_begin(bs, parent);
-        if (bs->drv && bs->drv->bdrv_drain_begin) {
-            bs->drv->bdrv_drain_begin(bs);
-        }
-    }
-}
-
 static void bdrv_do_drained_begin(BlockDriverState *bs, BdrvChild *parent,
                                   bool poll)
 {
@@ -219,11 +204,26 @@ static void bdrv_do_drained_begin(BlockDriverState *bs, BdrvChild *parent,
         bdrv_co_yield_to_drain(bs, true, parent, poll);
         return;
     }
-    bdrv_do_drained_begin_quiesce(bs, parent);
+    GLOBAL_STATE_CODE();
+    /* Written in the main loop only; atomic because request coroutines
+     * of any thread read it.  Stop things in parent-to-child order. */
+    if (qatomic_fetch_add(&bs->quiesce_counter, 1) == 0) {
+        bdrv_parent_drained_begin(bs, parent);
+        if (bs->drv && bs->drv->bdrv_drain_begin) {
+            bs->drv->bdrv_drain_begin(bs);
+        }
+    }
     if (poll) {
         AIO_WAIT_WHILE(bdrv_get_aio_context(bs),
                        bdrv_drain_poll(bs, parent, false));
     }
+}
+
+/* Quiesce @bs and its parents, without polling (a parent node's
+ * drained_begin callback). */
+void bdrv_do_drained_begin_quiesce(BlockDriverState *bs, BdrvChild *parent)
+{
+    bdrv_do_drained_begin(bs, parent, false);
 }
 
 static void bdrv_do_drained_end(BlockDriverState *bs, BdrvChild *parent)
@@ -251,9 +251,11 @@ void bdrv_drained_begin(BlockDriverState *bs)
     if (!qemu_in_coroutine()) {
         GLOBAL_STATE_CODE();
     }
-    trace_begin(TE_DRAINED_BEGIN, bs->trace_name, bs->quiesce_counter);
+    trace_begin(TE_DRAINED_BEGIN, bs->trace_name,
+                qatomic_read(&bs->quiesce_counter));
     bdrv_do_drained_begin(bs, NULL, true);
-    trace_end(TE_DRAINED_BEGIN, bs->trace_name, bs->quiesce_counter);
+    trace_end(TE_DRAINED_BEGIN, bs->trace_name,
+              qatomic_read(&bs->quiesce_counter));
 }
 
 void bdrv_drained_end(BlockDriverState *bs)
@@ -263,7 +265,8 @@ void bdrv_drained_end(BlockDriverState *bs)
         GLOBAL_STATE_CODE();
     }
     bdrv_do_drained_end(bs, NULL);
-    trace_instant(TE_DRAINED_END, bs->trace_name, bs->quiesce_counter);
+    trace_instant(TE_DRAINED_END, bs->trace_name,
+                  qatomic_read(&bs->quiesce_counter));
 }
 
 void bdrv_drain(BlockDriverState *bs)

@@ -380,6 +380,8 @@ typedef struct AiolabTestDriverStats {
     int64_t writes;
     int64_t flushes;
     int64_t other;         /* write zeroes, discards, truncates */
+    int64_t drain_begins;  /* drain_begin calls ever */
+    int64_t drain_ends;    /* drain_end calls ever */
 } AiolabTestDriverStats;
 
 /** aiolab_test_driver_get_stats: counters of an aiolab-test node. */
