@@ -33,6 +33,14 @@ int event_notifier_init(EventNotifier *e, int active)
     return 0;
 }
 
+void event_notifier_init_fd(EventNotifier *e, int fd)
+{
+    REQUIRE_NONNULL(e);
+    AIOLAB_REQUIRE(fd >= 0, "got an invalid fd %d", fd);
+    e->rfd = e->wfd = fd;
+    e->initialized = true;
+}
+
 void event_notifier_cleanup(EventNotifier *e)
 {
     REQUIRE_NONNULL(e);

@@ -166,6 +166,15 @@ AIOLAB_API AioContext *blk_get_aio_context(BlockBackend *blk);
 /** blk_getlength: the root node's size, or -ENOMEDIUM.  Any thread. */
 AIOLAB_API int64_t blk_getlength(BlockBackend *blk);
 
+/**
+ * blk_inc_in_flight / blk_dec_in_flight: count something as a request of
+ * the BlockBackend, so that blk_drain() and drained sections wait for it
+ * (virtio-blk holds one while a restart BH is scheduled).  The decrement
+ * calls aio_wait_kick().  Context: any thread.
+ */
+AIOLAB_API void blk_inc_in_flight(BlockBackend *blk);
+AIOLAB_API void blk_dec_in_flight(BlockBackend *blk);
+
 /** blk_get_in_flight: the BlockBackend's in_flight (aiolab accessor). */
 AIOLAB_API int blk_get_in_flight(BlockBackend *blk);
 

@@ -36,6 +36,14 @@ typedef void EventNotifierHandler(EventNotifier *e);
 AIOLAB_API int event_notifier_init(EventNotifier *e, int active);
 
 /**
+ * event_notifier_init_fd: make @e a notifier over @fd, an eventfd created
+ * elsewhere (a vhost-user kick or call fd received over a socket).  @e
+ * owns @fd from now on: event_notifier_cleanup() closes it.
+ * Context: any thread.
+ */
+AIOLAB_API void event_notifier_init_fd(EventNotifier *e, int fd);
+
+/**
  * event_notifier_cleanup: close the eventfd.  It must no longer be
  * registered in any AioContext.  Safe on an uninitialised (zeroed-then-
  * cleaned) notifier.
