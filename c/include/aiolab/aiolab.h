@@ -27,6 +27,12 @@
 #include <aiolab/iov.h>
 #include <aiolab/block.h>
 #include <aiolab/block-backend.h>
+#include <aiolab/hw/guest-memory.h>
+#include <aiolab/hw/virtio_wire.h>
+#include <aiolab/hw/virtio_blk_wire.h>
+#include <aiolab/hw/virtio.h>
+#include <aiolab/hw/virtio-blk.h>
+#include <aiolab/hw/virtio-guest.h>
 
 #define AIOLAB_VERSION "0.1.0"
 /** aiolab_version: the library's version string.  Context: any thread. */
