@@ -51,11 +51,12 @@ static void aio_cb(void *opaque, int ret)
     AioResult *r = opaque;
 
     r->ret = ret;
-    r->calls++;
     r->ctx = qemu_get_current_aio_context();
     if (r->blk) {
         r->blk_in_flight_in_cb = blk_get_in_flight(r->blk);
     }
+    /* Publishes the fields above to wait_for() in another thread. */
+    __atomic_fetch_add(&r->calls, 1, __ATOMIC_SEQ_CST);
     aio_wait_kick();
 }
 
