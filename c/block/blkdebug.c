@@ -7,7 +7,7 @@
  *   "driver=blkdebug,image=disk0,node-name=dbg0,latency-ns=1000000,
  *    align=4096,inject-error.0.iotype=write,inject-error.0.errno=28,
  *    inject-error.0.offset=65536,inject-error.0.length=4096,
- *    inject-error.0.once=on"
+ *    inject-error.0.once=on,break.0.event=write-aio,break.0.tag=w0"
  *
  * A request through the filter:
  *
@@ -179,6 +179,37 @@ static bool blkdebug_parse_rules(BDRVBlkdebugState *s, BlockOpts *opts,
     }
 }
 
+static int blkdebug_debug_breakpoint(BlockDriverState *bs, const char *event,
+                                     const char *tag);
+
+/* break.N.{event,tag}: breakpoints set at open. */
+static bool blkdebug_parse_breakpoints(BlockDriverState *bs, BlockOpts *opts,
+                                       Error **errp)
+{
+    char key[48];
+    int n;
+
+    for (n = 0;; n++) {
+        const char *event, *tag;
+
+        snprintf(key, sizeof(key), "break.%d.event", n);
+        event = block_opts_get(opts, key);
+        snprintf(key, sizeof(key), "break.%d.tag", n);
+        tag = block_opts_get(opts, key);
+        if (!event && !tag) {
+            return true;
+        }
+        if (!event || !tag) {
+            error_setg(errp, "break.%d needs both an event and a tag", n);
+            return false;
+        }
+        if (blkdebug_debug_breakpoint(bs, event, tag) < 0) {
+            error_setg(errp, "Invalid event name '%s'", event);
+            return false;
+        }
+    }
+}
+
 static int blkdebug_open(BlockDriverState *bs, BlockOpts *opts, int flags,
                          Error **errp)
 {
@@ -201,6 +232,7 @@ static int blkdebug_open(BlockDriverState *bs, BlockOpts *opts, int flags,
     }
     s->align = align;
     if (!blkdebug_parse_rules(s, opts, errp) ||
+        !blkdebug_parse_breakpoints(bs, opts, errp) ||
         !bdrv_open_child_ref(bs, opts, "image", true, errp)) {
         goto fail;
     }

@@ -984,8 +984,16 @@ static void test_blkdebug_pause(void)
     setup();
     disk = open_node("driver=null-co,node-name=disk0");
     ASSERT_EQ(bdrv_debug_breakpoint(disk, "write-aio", "w"), -ENOTSUP);
-    blk = open_blk("driver=blkdebug,image=disk0");
+    expect_open_error(NULL, "driver=blkdebug,image=disk0,"
+                      "break.0.event=nowhere,break.0.tag=x", 0,
+                      "Invalid event name 'nowhere'");
+    expect_open_error(NULL, "driver=blkdebug,image=disk0,"
+                      "break.0.event=read-aio", 0,
+                      "break.0 needs both an event and a tag");
+    blk = open_blk("driver=blkdebug,image=disk0,break.0.event=read_aio,"
+                   "break.0.tag=r");
     dbg = blk_bs(blk);
+    ASSERT_EQ(bdrv_debug_remove_breakpoint(dbg, "r"), 0);  /* was set */
     ASSERT_EQ(bdrv_debug_breakpoint(dbg, "no-such-point", "x"), -EINVAL);
     ASSERT_EQ(aiolab_blkdebug_break(dbg, "write-aio", "w"), 0);
     ASSERT_EQ(bdrv_debug_resume(dbg, "w"), -ENOENT);

@@ -135,10 +135,16 @@ AIOLAB_API void blk_remove_aio_context_notifier(BlockBackend *blk,
  */
 AIOLAB_API void blk_drain(BlockBackend *blk);
 
-/** blk_drain_all: bdrv_drain_all() plus every BlockBackend's requests. */
+/**
+ * blk_drain_all: bdrv_drain_all() plus every BlockBackend's requests.
+ * Context: main loop, BQL held.
+ */
 AIOLAB_API void blk_drain_all(void);
 
-/** blk_in_drain: is the BlockBackend quiesced now?  Main loop. */
+/**
+ * blk_in_drain: is the BlockBackend quiesced now?
+ * Context: main loop, BQL held.
+ */
 AIOLAB_API bool blk_in_drain(BlockBackend *blk);
 
 /**
@@ -157,13 +163,23 @@ AIOLAB_API int blk_truncate(BlockBackend *blk, int64_t offset, bool exact,
  * Any thread (I/O code)
  * --------------------------------------------------------------------- */
 
-/** blk_bs: the root node or NULL.  Stable outside drained sections. */
+/**
+ * blk_bs: the root node or NULL.
+ * Context: any thread; the answer is stable only where no graph change
+ * can run (the main loop, or inside a request).
+ */
 AIOLAB_API BlockDriverState *blk_bs(BlockBackend *blk);
 
-/** blk_get_aio_context: the BlockBackend's context.  Any thread. */
+/**
+ * blk_get_aio_context: the BlockBackend's context.
+ * Context: any thread.
+ */
 AIOLAB_API AioContext *blk_get_aio_context(BlockBackend *blk);
 
-/** blk_getlength: the root node's size, or -ENOMEDIUM.  Any thread. */
+/**
+ * blk_getlength: the root node's size, or -ENOMEDIUM.
+ * Context: any thread.
+ */
 AIOLAB_API int64_t blk_getlength(BlockBackend *blk);
 
 /**
@@ -175,17 +191,21 @@ AIOLAB_API int64_t blk_getlength(BlockBackend *blk);
 AIOLAB_API void blk_inc_in_flight(BlockBackend *blk);
 AIOLAB_API void blk_dec_in_flight(BlockBackend *blk);
 
-/** blk_get_in_flight: the BlockBackend's in_flight (aiolab accessor). */
+/**
+ * blk_get_in_flight: the BlockBackend's in_flight (aiolab accessor).
+ * Context: any thread (a snapshot).
+ */
 AIOLAB_API int blk_get_in_flight(BlockBackend *blk);
 
-/*
- * Synchronous requests.  From outside a coroutine they create one, enter
- * it in the caller's current AioContext and poll that context until it is
- * done (AIO_WAIT_WHILE): so call them from a thread that has a context -
- * the main loop (BQL held) or an IOThread's own thread - and never while
- * the BlockBackend is drained by the caller itself unless request queuing
- * is disabled (the request would be parked for ever).  From a coroutine
- * they just run.  Return 0 or -errno.
+/**
+ * blk_pread: synchronous requests.  From outside a coroutine they create
+ * one, enter it in the caller's current AioContext and poll that context
+ * until it is done (AIO_WAIT_WHILE); from a coroutine they just run.
+ * Never call one while the caller itself keeps the BlockBackend drained,
+ * unless request queuing is disabled: the request would stay parked.
+ * Returns: 0 or -errno.
+ * Context: a thread with an AioContext - the main loop (BQL held) or an
+ * IOThread's own thread - or a coroutine.
  */
 AIOLAB_API int blk_pread(BlockBackend *blk, int64_t offset, int64_t bytes,
                          void *buf, BdrvRequestFlags flags);
@@ -200,12 +220,13 @@ AIOLAB_API int blk_pwrite_zeroes(BlockBackend *blk, int64_t offset,
                                  int64_t bytes, BdrvRequestFlags flags);
 AIOLAB_API int blk_pdiscard(BlockBackend *blk, int64_t offset, int64_t bytes);
 
-/*
- * Asynchronous requests: a coroutine runs the request in the caller's
- * current AioContext, and @cb(@opaque, ret) runs there when it is done -
- * never before blk_aio_*() has returned (a request that completes at
- * once is completed from a BH), and before the BlockBackend's in_flight
- * drops.  @qiov must stay valid until then.
+/**
+ * blk_aio_preadv: asynchronous requests: a coroutine runs the request in
+ * the caller's current AioContext, and @cb(@opaque, ret) runs there when
+ * it is done - never before blk_aio_*() has returned (a request that
+ * completes at once is completed from a BH), and before the
+ * BlockBackend's in_flight drops.  @qiov must stay valid until then.
+ * Returns: the request's BlockAIOCB.
  * Context: a thread with an AioContext (its home thread).
  */
 AIOLAB_API BlockAIOCB *blk_aio_preadv(BlockBackend *blk, int64_t offset,
@@ -229,10 +250,11 @@ AIOLAB_API BlockAIOCB *blk_aio_pdiscard(BlockBackend *blk, int64_t offset,
                                         BlockCompletionFunc *cb,
                                         void *opaque);
 
-/*
- * Coroutine requests: the same, from a coroutine (they yield while the
- * I/O is in progress).  Context: coroutine_fn, in any thread with an
- * AioContext.
+/**
+ * blk_co_preadv: coroutine requests: the same, from a coroutine (they
+ * yield while the I/O is in progress).
+ * Returns: 0 or -errno.
+ * Context: coroutine_fn, in any thread with an AioContext.
  */
 AIOLAB_API int coroutine_fn blk_co_preadv(BlockBackend *blk, int64_t offset,
                                           int64_t bytes, QEMUIOVector *qiov,

@@ -69,7 +69,11 @@ typedef enum {
  *   "driver=null-co,size=1G,latency-ns=100000,read-zeroes=on"
  *   "driver=blkdebug,image=disk0,node-name=dbg0,latency-ns=1000000"
  *   Generic keys: driver, node-name, read-only, cache.direct, discard
- *   (unmap|ignore).  A literal comma in a value is written ",,".
+ *   (unmap|ignore, default ignore as in QEMU).  A literal comma in a
+ *   value is written ",,".  aio=io_uring falls back to aio=threads, with
+ *   a warning, where the kernel refuses io_uring, and always in a
+ *   ThreadSanitizer build (TSan cannot see the kernel's writes into the
+ *   rings).
  * @flags: BDRV_O_* (without BDRV_O_RDWR the node is read-only, as in QEMU;
  *         a read-only=on|off option overrides it).
  *
@@ -177,7 +181,10 @@ AIOLAB_API void bdrv_drained_begin(BlockDriverState *bs);
  */
 AIOLAB_API void bdrv_drained_end(BlockDriverState *bs);
 
-/** bdrv_drain: a drained section with nothing in it (begin, then end). */
+/**
+ * bdrv_drain: a drained section with nothing in it (begin, then end).
+ * Context: as bdrv_drained_begin().
+ */
 AIOLAB_API void bdrv_drain(BlockDriverState *bs);
 
 /**
@@ -191,7 +198,10 @@ AIOLAB_API void bdrv_drain_all_begin(void);
 /** bdrv_drain_all_end: end bdrv_drain_all_begin().  Context: as begin. */
 AIOLAB_API void bdrv_drain_all_end(void);
 
-/** bdrv_drain_all: bdrv_drain_all_begin() then _end(). */
+/**
+ * bdrv_drain_all: bdrv_drain_all_begin() then _end().
+ * Context: as bdrv_drain_all_begin().
+ */
 AIOLAB_API void bdrv_drain_all(void);
 
 /**
@@ -205,10 +215,16 @@ AIOLAB_API void bdrv_unref_child(BlockDriverState *parent, BdrvChild *child);
  * Any thread (I/O code)
  * --------------------------------------------------------------------- */
 
-/** bdrv_get_node_name: the node name (never NULL).  Any thread. */
+/**
+ * bdrv_get_node_name: the node name (never NULL).
+ * Context: any thread.
+ */
 AIOLAB_API const char *bdrv_get_node_name(const BlockDriverState *bs);
 
-/** bdrv_get_format_name: the driver's name ("file", "null-co"...). */
+/**
+ * bdrv_get_format_name: the driver's name ("file", "null-co"...).
+ * Context: any thread.
+ */
 AIOLAB_API const char *bdrv_get_format_name(BlockDriverState *bs);
 
 /**
@@ -226,7 +242,10 @@ AIOLAB_API int64_t bdrv_getlength(BlockDriverState *bs);
  */
 AIOLAB_API AioContext *bdrv_get_aio_context(BlockDriverState *bs);
 
-/** bdrv_is_read_only: opened without write access?  Any thread. */
+/**
+ * bdrv_is_read_only: opened without write access?
+ * Context: any thread.
+ */
 AIOLAB_API bool bdrv_is_read_only(BlockDriverState *bs);
 
 /**
@@ -252,21 +271,33 @@ AIOLAB_API int bdrv_flush(BlockDriverState *bs);
  * aiolab: read-only accessors for teaching and tests (QEMU reads the
  * fields).  Racy snapshots when other threads run requests.
  */
-/** bdrv_get_in_flight: requests in the node now.  Any thread. */
+/**
+ * bdrv_get_in_flight: requests in the node now.
+ * Context: any thread (a snapshot).
+ */
 AIOLAB_API int bdrv_get_in_flight(BlockDriverState *bs);
-/** bdrv_get_quiesce_counter: drained sections covering it.  Any thread. */
+/**
+ * bdrv_get_quiesce_counter: drained sections covering the node.
+ * Context: any thread (a snapshot; the main loop changes it).
+ */
 AIOLAB_API int bdrv_get_quiesce_counter(BlockDriverState *bs);
-/** aiolab_bdrv_get_refcnt: references held.  Main loop. */
+/**
+ * aiolab_bdrv_get_refcnt: references held.
+ * Context: main loop, BQL held.
+ */
 AIOLAB_API int aiolab_bdrv_get_refcnt(BlockDriverState *bs);
 /**
  * aiolab_bdrv_get_request_alignment: the granularity requests reach the
  * driver with (512 or 4096 for O_DIRECT files, else 1); the generic layer
- * pads other requests (read-modify-write for writes).  Any thread.
+ * pads other requests (read-modify-write for writes).
+ * Context: any thread.
  */
 AIOLAB_API uint32_t aiolab_bdrv_get_request_alignment(BlockDriverState *bs);
 /**
  * aiolab_bdrv_list: up to @max nodes into @out (no references), oldest
- * first.  Returns: how many exist.  Main loop.
+ * first.
+ * Returns: how many exist.
+ * Context: main loop, BQL held.
  */
 AIOLAB_API size_t aiolab_bdrv_list(BlockDriverState **out, size_t max);
 
@@ -279,23 +310,34 @@ AIOLAB_API size_t aiolab_bdrv_list(BlockDriverState **out, size_t max);
  * to @child_bs.  The contexts are reconciled as QEMU does: first the
  * child's side moves to the parent's context, else the parent's side to
  * the child's.  A parent attached to a drained child becomes quiesced.
- * Returns: the edge, or NULL with @errp set.  Main loop.
+ * Returns: the edge, or NULL with @errp set.
+ * Context: main loop, BQL held.
  */
 AIOLAB_API BdrvChild *aiolab_bdrv_attach_child(BlockDriverState *parent_bs,
                                                BlockDriverState *child_bs,
                                                const char *child_name,
                                                Error **errp);
-/** aiolab_bdrv_find_child: @bs's child edge named @name, or NULL. */
+/**
+ * aiolab_bdrv_find_child: @bs's child edge named @name, or NULL.
+ * Context: main loop, BQL held.
+ */
 AIOLAB_API BdrvChild *aiolab_bdrv_find_child(BlockDriverState *bs,
                                              const char *name);
-/** aiolab_bdrv_child_bs: the node below an edge.  Main loop. */
+/**
+ * aiolab_bdrv_child_bs: the node below an edge.
+ * Context: main loop, BQL held.
+ */
 AIOLAB_API BlockDriverState *aiolab_bdrv_child_bs(BdrvChild *child);
 /**
  * aiolab_bdrv_child_quiesced_parent: does this edge hold its parent
- * quiesced now (QEMU's BdrvChild::quiesced_parent)?  Main loop.
+ * quiesced now (QEMU's BdrvChild::quiesced_parent)?
+ * Context: main loop, BQL held.
  */
 AIOLAB_API bool aiolab_bdrv_child_quiesced_parent(BdrvChild *child);
-/** aiolab_bdrv_parent_count: how many edges point at @bs.  Main loop. */
+/**
+ * aiolab_bdrv_parent_count: how many edges point at @bs.
+ * Context: main loop, BQL held.
+ */
 AIOLAB_API int aiolab_bdrv_parent_count(BlockDriverState *bs);
 
 /* ---------------------------------------------------------------------
@@ -319,7 +361,9 @@ AIOLAB_API int bdrv_debug_breakpoint(BlockDriverState *bs, const char *event,
                                      const char *tag);
 /**
  * bdrv_debug_remove_breakpoint: remove the breakpoints labelled @tag and
- * resume the requests suspended with it.  Returns: 0 or -ENOENT.
+ * resume the requests suspended with it.
+ * Returns: 0 or -ENOENT.
+ * Context: any thread.
  */
 AIOLAB_API int bdrv_debug_remove_breakpoint(BlockDriverState *bs,
                                             const char *tag);
@@ -333,11 +377,17 @@ AIOLAB_API int bdrv_debug_resume(BlockDriverState *bs, const char *tag);
  * bdrv_debug_is_suspended: is a request suspended with @tag now?  A
  * request that suspends calls aio_wait_kick(), so the main loop can wait
  * with AIO_WAIT_WHILE(NULL, !bdrv_debug_is_suspended(bs, tag)).
+ * Context: any thread.
  */
 AIOLAB_API bool bdrv_debug_is_suspended(BlockDriverState *bs,
                                         const char *tag);
 
-/* The same three, under the names the tutorial uses for the injector. */
+/**
+ * aiolab_blkdebug_break: bdrv_debug_breakpoint(), bdrv_debug_resume() and
+ * bdrv_debug_is_suspended() under the names the tutorial uses for the
+ * injector.
+ * Context: any thread.
+ */
 AIOLAB_API int aiolab_blkdebug_break(BlockDriverState *bs, const char *event,
                                      const char *tag);
 AIOLAB_API int aiolab_blkdebug_resume(BlockDriverState *bs, const char *tag);
@@ -356,11 +406,17 @@ AIOLAB_API int aiolab_blkdebug_inject_error(BlockDriverState *bs,
                                             const char *iotype, int error,
                                             int64_t offset, int64_t length,
                                             bool once);
-/** aiolab_blkdebug_clear_errors: drop every injected error rule. */
+/**
+ * aiolab_blkdebug_clear_errors: drop every injected error rule.
+ * Returns: 0, or -ENOTSUP without a blkdebug node.
+ * Context: any thread.
+ */
 AIOLAB_API int aiolab_blkdebug_clear_errors(BlockDriverState *bs);
 /**
  * aiolab_blkdebug_set_latency_ns: every request sleeps @ns (on the
  * submitting context's timer) before going down (option latency-ns).
+ * Returns: 0, -EINVAL (negative) or -ENOTSUP (no blkdebug node).
+ * Context: any thread.
  */
 AIOLAB_API int aiolab_blkdebug_set_latency_ns(BlockDriverState *bs,
                                               int64_t ns);
@@ -384,10 +440,17 @@ typedef struct AiolabTestDriverStats {
     int64_t drain_ends;    /* drain_end calls ever */
 } AiolabTestDriverStats;
 
-/** aiolab_test_driver_get_stats: counters of an aiolab-test node. */
+/**
+ * aiolab_test_driver_get_stats: counters of an aiolab-test node.
+ * Returns: false if @bs is not one.
+ * Context: any thread (a snapshot).
+ */
 AIOLAB_API bool aiolab_test_driver_get_stats(BlockDriverState *bs,
                                              AiolabTestDriverStats *stats);
-/** aiolab_test_driver_get_drain_count: its drain_count, -1 if not one. */
+/**
+ * aiolab_test_driver_get_drain_count: its drain_count, -1 if not one.
+ * Context: any thread (a snapshot).
+ */
 AIOLAB_API int aiolab_test_driver_get_drain_count(BlockDriverState *bs);
 
 #endif
