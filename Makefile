@@ -123,18 +123,25 @@ python: $(PY_MODULES)
 all: $(PY_MODULES)
 
 # --- programs ----------------------------------------------------------
-TOOL_SRCS := $(wildcard c/tools/*.c)
+# Every c/tools/aiolab-*.c is a program; the other c/tools/*.c files and
+# the QMP monitor (c/monitor/, the one user of a JSON library: jansson) are
+# linked into every program, never into the library.
+TOOL_SRCS := $(wildcard c/tools/aiolab-*.c)
 TOOLS     := $(patsubst c/tools/%.c,$(BUILD)/bin/%,$(TOOL_SRCS))
+TOOL_LIB_SRCS := $(filter-out $(TOOL_SRCS),$(wildcard c/tools/*.c)) \
+                 $(wildcard c/monitor/*.c)
+TOOL_LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_LIB_SRCS))
+TOOL_LIBS := $(if $(TOOL_LIB_SRCS),-ljansson)
 LINK_EXE   = $(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -L$(BUILD) -laiolab \
              -Wl,-rpath,$(abspath $(BUILD)) $(LDFLAGS_SAN) $(LIBS) -lm
 
 tools: $(TOOLS)
 .PHONY: tools
 
-$(BUILD)/bin/%: c/tools/%.c $(LIB_SO)
+$(BUILD)/bin/%: c/tools/%.c $(TOOL_LIB_OBJS) $(LIB_SO)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(LINK_EXE)
+	$(Q)$(LINK_EXE) $(TOOL_LIBS)
 
 # --- C tests -----------------------------------------------------------
 TEST_SRCS := $(wildcard tests/c/test-*.c)
