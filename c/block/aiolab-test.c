@@ -34,7 +34,6 @@ typedef struct BDRVTestState {
     int64_t latency_ns;
     bool sleep_in_drain_begin;
     AioContext *bh_indirection_ctx;
-    BdrvChild *backing;
     /* Main loop writes; atomic for readers in other threads. */
     int drain_count;
     /* Atomic: requests of any thread count. */
@@ -69,8 +68,7 @@ static int test_open(BlockDriverState *bs, BlockOpts *opts, int flags,
     }
     bdrv_open_child_ref(bs, opts, "file", false, &local_err);
     if (!local_err) {
-        s->backing = bdrv_open_child_ref(bs, opts, "backing", false,
-                                         &local_err);
+        bdrv_open_child_ref(bs, opts, "backing", false, &local_err);
     }
     if (local_err) {
         error_propagate(errp, local_err);

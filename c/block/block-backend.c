@@ -455,8 +455,6 @@ void blk_drain(BlockBackend *blk)
     BlockDriverState *bs;
 
     GLOBAL_STATE_CODE();
-    AIOLAB_REQUIRE(!qemu_in_coroutine(), "polls: never from a coroutine "
-                   RULE_NOCO);
     REQUIRE_LIVE(blk, BLK_MAGIC, "BlockBackend");
     bs = blk_bs(blk);
     if (bs) {
@@ -478,8 +476,6 @@ void blk_drain_all(void)
     BlockBackend *blk;
 
     GLOBAL_STATE_CODE();
-    AIOLAB_REQUIRE(!qemu_in_coroutine(), "polls: never from a coroutine "
-                   RULE_NOCO);
     bdrv_drain_all_begin();
     QTAILQ_FOREACH(blk, &all_blks, link) {
         AIO_WAIT_WHILE(NULL, qatomic_load_acquire(&blk->in_flight) > 0);

@@ -52,6 +52,8 @@ static const BlockDriver *const block_drivers[] = {
     &bdrv_file, &bdrv_null_co, &bdrv_blkdebug, &bdrv_aiolab_test,
 };
 
+static bool bdrv_is_below(BlockDriverState *top, BlockDriverState *bs);
+
 static const BlockDriver *bdrv_find_format(const char *name)
 {
     size_t i;
@@ -486,6 +488,9 @@ static BdrvChild *bdrv_attach_child(BlockDriverState *parent_bs,
     }
     if (!parent_bs->opening) {
         bdrv_refresh_limits(parent_bs);
+        if (bdrv_refresh_total_bytes(parent_bs)) {
+            bdrv_parent_cb_resize(parent_bs);
+        }
     }
     return c;
 }
@@ -501,6 +506,12 @@ BdrvChild *aiolab_bdrv_attach_child(BlockDriverState *parent_bs,
     if (aiolab_bdrv_find_child(parent_bs, child_name)) {
         error_setg(errp, "Node '%s' already has a child named '%s'",
                    parent_bs->node_name, child_name);
+        return NULL;
+    }
+    if (bdrv_is_below(child_bs, parent_bs)) {
+        error_setg(errp, "Making node '%s' a child of node '%s' would "
+                   "create a cycle", child_bs->node_name,
+                   parent_bs->node_name);
         return NULL;
     }
     return bdrv_attach_child(parent_bs, child_bs, child_name, errp);
@@ -681,120 +692,3 @@ const BdrvChildClass child_of_bds = {
     .change_aio_ctx = bdrv_child_cb_change_aio_ctx,
     .get_parent_aio_context = bdrv_child_get_parent_aio_context,
 };
-
-/* --- accessors ------------------------------------------------------------ */
-
-const char *bdrv_get_node_name(const BlockDriverState *bs)
-{
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    return bs->node_name;
-}
-
-const char *bdrv_get_format_name(BlockDriverState *bs)
-{
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    return bs->drv ? bs->drv->format_name : NULL;
-}
-
-int64_t bdrv_getlength(BlockDriverState *bs)
-{
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    return bs->drv ? qatomic_read(&bs->total_bytes) : -ENOMEDIUM;
-}
-
-AioContext *bdrv_get_aio_context(BlockDriverState *bs)
-{
-    return bs ? qatomic_read(&bs->aio_context) : qemu_get_aio_context();
-}
-
-bool bdrv_is_read_only(BlockDriverState *bs)
-{
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    return bs->read_only;
-}
-
-int bdrv_get_in_flight(BlockDriverState *bs)
-{
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    return qatomic_load_acquire(&bs->in_flight);
-}
-
-int bdrv_get_quiesce_counter(BlockDriverState *bs)
-{
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    return qatomic_read(&bs->quiesce_counter);
-}
-
-int aiolab_bdrv_get_refcnt(BlockDriverState *bs)
-{
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    return bs->refcnt;
-}
-
-uint32_t aiolab_bdrv_get_request_alignment(BlockDriverState *bs)
-{
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    return bs->bl.request_alignment;
-}
-
-size_t aiolab_bdrv_list(BlockDriverState **out, size_t max)
-{
-    BlockDriverState *bs;
-    size_t n = 0;
-
-    GLOBAL_STATE_CODE();
-    QTAILQ_FOREACH(bs, &all_bdrv_states, bs_list) {
-        if (n < max) {
-            out[n] = bs;
-        }
-        n++;
-    }
-    return n;
-}
-
-BdrvChild *aiolab_bdrv_find_child(BlockDriverState *bs, const char *name)
-{
-    BdrvChild *c;
-
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    QLIST_FOREACH(c, &bs->children, next) {
-        if (!strcmp(c->name, name)) {
-            return c;
-        }
-    }
-    return NULL;
-}
-
-BlockDriverState *aiolab_bdrv_child_bs(BdrvChild *child)
-{
-    REQUIRE_NONNULL(child);
-    return child->bs;
-}
-
-bool aiolab_bdrv_child_quiesced_parent(BdrvChild *child)
-{
-    REQUIRE_NONNULL(child);
-    return child->quiesced_parent;
-}
-
-int aiolab_bdrv_parent_count(BlockDriverState *bs)
-{
-    BdrvChild *c;
-    int n = 0;
-
-    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
-    QLIST_FOREACH(c, &bs->parents, next_parent) {
-        n++;
-    }
-    return n;
-}
-
-/* The first node at or below @bs (through filters) with driver @drv. */
-BlockDriverState *bdrv_skip_to_driver(BlockDriverState *bs,
-                                      const BlockDriver *drv)
-{
-    while (bs && bs->drv != drv) {
-        bs = bs->file ? bs->file->bs : NULL;
-    }
-    return bs;
-}

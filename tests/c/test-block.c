@@ -1162,20 +1162,6 @@ static void death_aio_without_context(void)
     pthread_join(th, NULL);
 }
 
-static void coroutine_fn blk_drain_co(void *opaque)
-{
-    blk_drain(opaque);
-}
-
-static void death_blk_drain_in_coroutine(void)
-{
-    BlockBackend *blk;
-
-    setup();
-    blk = open_blk("driver=null-co");
-    qemu_coroutine_enter(qemu_coroutine_create(blk_drain_co, blk));
-}
-
 static const TestCase tests[] = {
     { "/block/open/errors", test_open_errors },
     { "/block/open/names-refs", test_open_names_refs },
@@ -1216,8 +1202,6 @@ static const TestCase tests[] = {
       .death = "bdrv_open() requires the BQL (GLOBAL_STATE_CODE" },
     { "/block/death/aio-without-context", death_aio_without_context,
       .death = "must be called from a thread with an AioContext" },
-    { "/block/death/blk-drain-in-coroutine", death_blk_drain_in_coroutine,
-      .death = "blk_drain() polls: never from a coroutine" },
     { NULL }
 };
 

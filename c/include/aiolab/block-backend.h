@@ -65,8 +65,8 @@ AIOLAB_API BlockBackend *blk_new_open(const char *filename,
  * blk_unref: drop a reference; the last one drains the BlockBackend,
  * removes its node and frees it.  Its AioContext notifiers must have been
  * removed.  NULL is allowed.
- * Context: main loop, BQL held; not from a coroutine (the last reference
- * drains, which polls).
+ * Context: main loop, BQL held (also from a coroutine in the main loop, as
+ * long as the last reference has nothing left to wait for: it drains).
  */
 AIOLAB_API void blk_unref(BlockBackend *blk);
 
@@ -134,13 +134,13 @@ AIOLAB_API void blk_remove_aio_context_notifier(BlockBackend *blk,
 /**
  * blk_drain: drain the root node, then wait until this BlockBackend has
  * nothing in flight.
- * Context: main loop, BQL held; not from a coroutine.
+ * Context: main loop, BQL held.
  */
 AIOLAB_API void blk_drain(BlockBackend *blk);
 
 /**
  * blk_drain_all: bdrv_drain_all() plus every BlockBackend's requests.
- * Context: main loop, BQL held; not from a coroutine.
+ * Context: main loop, BQL held.
  */
 AIOLAB_API void blk_drain_all(void);
 
