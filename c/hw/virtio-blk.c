@@ -404,6 +404,7 @@ int virtio_blk_handle_request(VirtIOBlockReq *req, MultiReqBuffer *mrb)
         if (mrb->is_write && mrb->num_reqs > 0) {
             virtio_blk_submit_multireq(s, mrb);
         }
+        aiolab_trace_mark("virtio_blk_handle_flush", 0);
         blk_aio_flush(s->blk, virtio_blk_flush_complete, req);
         break;
     case VIRTIO_BLK_T_GET_ID: {
@@ -512,6 +513,7 @@ static void virtio_blk_restart_bh(void *opaque)
     VirtIOBlock *s = req->dev;
     MultiReqBuffer mrb = { .num_reqs = 0 };
 
+    aiolab_trace_mark("virtio_blk_restart_bh", virtio_get_queue_index(req->vq));
     defer_call_begin();
     while (req) {
         VirtIOBlockReq *next = req->next;

@@ -171,7 +171,7 @@ void virtio_queue_set_last_avail_idx(VirtIODevice *vdev, int n,
 
 unsigned int virtio_queue_get_last_avail_idx(VirtIODevice *vdev, int n)
 {
-    return queue_or_die(vdev, n, __func__)->last_avail_idx;
+    return qatomic_read(&queue_or_die(vdev, n, __func__)->last_avail_idx);
 }
 
 void virtio_queue_update_used_idx(VirtIODevice *vdev, int n)

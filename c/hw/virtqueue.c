@@ -78,6 +78,16 @@ static inline void stat_inc(uint64_t *counter)
     qatomic_set(counter, qatomic_read(counter) + 1);
 }
 
+/*
+ * inuse, used_idx and last_avail_idx are the home thread's, but the
+ * accessors (tests, vhost-user's GET_VRING_BASE, the dump) read them
+ * from other threads: the home thread stores them with relaxed atomics.
+ */
+static inline void inuse_add(VirtQueue *vq, int delta)
+{
+    qatomic_set(&vq->inuse, vq->inuse + delta);
+}
+
 /* --- setup ------------------------------------------------------------- */
 
 static uint8_t *map_area(VirtQueue *vq, uint64_t gpa, uint64_t size,
@@ -391,7 +401,8 @@ void *virtqueue_pop(VirtQueue *vq, size_t sz)
     }
     /* Consumed from here on, valid or not: last_avail_idx never rewinds. */
     head = ring_ld16(vq->avail_p,
-                     VRING_AVAIL_RING_OFF(vq->last_avail_idx++ % vq->num));
+                     VRING_AVAIL_RING_OFF(vq->last_avail_idx % vq->num));
+    qatomic_set(&vq->last_avail_idx, vq->last_avail_idx + 1);
     if (head >= vq->num) {
         virtio_error(vdev, "Guest says index %u is available", head);
         return NULL;
@@ -410,7 +421,7 @@ void *virtqueue_pop(VirtQueue *vq, size_t sz)
     memcpy(elem->out_addr, addr, out_num * sizeof(addr[0]));
     memcpy(elem->in_sg, iov + out_num, in_num * sizeof(iov[0]));
     memcpy(elem->in_addr, addr + out_num, in_num * sizeof(addr[0]));
-    vq->inuse++;
+    inuse_add(vq, 1);
     stat_inc(&vq->stats.pops);
     return elem;
 }
@@ -440,7 +451,7 @@ void virtqueue_flush(VirtQueue *vq, unsigned int count)
 
     REQUIRE_NONNULL(vq);
     if (qatomic_read(&vq->vdev->broken) || !vq->used_p) {
-        vq->inuse -= count;
+        inuse_add(vq, -(int)count);
         return;
     }
     old = vq->used_idx;
@@ -449,8 +460,8 @@ void virtqueue_flush(VirtQueue *vq, unsigned int count)
      * between loading used.idx and reading the entries. */
     qatomic_store_release((uint16_t *)(vq->used_p + VRING_USED_IDX_OFF),
                           new_idx);
-    vq->used_idx = new_idx;
-    vq->inuse -= count;
+    qatomic_set(&vq->used_idx, new_idx);
+    inuse_add(vq, -(int)count);
     /*
      * should_notify compares the driver's used_event against
      * (signalled_used, used_idx], which only works while that window is
@@ -476,14 +487,14 @@ void virtqueue_detach_element(VirtQueue *vq, const VirtQueueElement *elem,
 {
     REQUIRE_NONNULL(vq);
     REQUIRE_NONNULL(elem);
-    vq->inuse -= elem->ndescs;
+    inuse_add(vq, -(int)elem->ndescs);
 }
 
 void virtqueue_unpop(VirtQueue *vq, const VirtQueueElement *elem,
                      unsigned int len)
 {
     REQUIRE_NONNULL(vq);
-    vq->last_avail_idx--;
+    qatomic_set(&vq->last_avail_idx, vq->last_avail_idx - 1);
     virtqueue_detach_element(vq, elem, len);
 }
 
