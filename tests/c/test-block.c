@@ -13,11 +13,18 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <aiolab/aiolab.h>
 #include "harness.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static AioContext *main_ctx;
 
@@ -901,6 +908,55 @@ static void test_io_uring_iothread(void)
     iothread_destroy(t);
 }
 
+/*
+ * A kernel that refuses io_uring (a seccomp filter makes io_uring_setup
+ * fail with ENOSYS, as a locked-down container would): aio=io_uring falls
+ * back to the thread pool with a warning, and I/O works.
+ */
+static void refuse_io_uring(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = ARRAY_LEN(filter), .filter = filter };
+
+    ASSERT_EQ(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    ASSERT_EQ(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+}
+
+static void test_io_uring_refused(void)
+{
+    BlockBackend *blk;
+    char opts[200], wbuf[4096], rbuf[4096], log[512] = { 0 };
+    int saved_stderr, logfd;
+    FILE *f = tmpfile();
+
+    refuse_io_uring();
+    setup();
+    snprintf(opts, sizeof(opts), "driver=file,filename=%s,aio=io_uring,"
+             "node-name=disk0", make_file(65536, NULL));
+    fflush(stderr);
+    saved_stderr = dup(2);
+    logfd = fileno(f);
+    dup2(logfd, 2);
+    blk = open_blk(opts);
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    ASSERT_GT(pread(logfd, log, sizeof(log) - 1, 0), 0);
+    ASSERT_STR_CONTAINS(log, "node 'disk0': aio=io_uring unavailable");
+    ASSERT_STR_CONTAINS(log, "falling back to aio=threads");
+
+    fill(wbuf, sizeof(wbuf), 7);
+    ASSERT_EQ(blk_pwrite(blk, 0, sizeof(wbuf), wbuf, 0), 0);
+    ASSERT_EQ(blk_pread(blk, 0, sizeof(rbuf), rbuf, 0), 0);
+    ASSERT_EQ(memcmp(wbuf, rbuf, sizeof(rbuf)), 0);
+    blk_unref(blk);
+    fclose(f);
+}
+
 /* --- blkdebug ------------------------------------------------------------- */
 
 static void test_blkdebug_errors(void)
@@ -1187,6 +1243,7 @@ static const TestCase tests[] = {
       test_odirect_unaligned_io_uring },
     { "/block/file/io_uring-batch", test_io_uring_batch },
     { "/block/file/io_uring-iothread", test_io_uring_iothread },
+    { "/block/file/io_uring-refused", test_io_uring_refused },
     { "/block/rmw/serialised", test_rmw_serialised },
     { "/block/blkdebug/errors", test_blkdebug_errors },
     { "/block/blkdebug/latency", test_blkdebug_latency },
