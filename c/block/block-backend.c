@@ -40,8 +40,6 @@
 #include <stdlib.h>
 #include "block/block_int.h"
 
-#define NOT_DONE 0x7fffffff
-
 typedef struct BlkParked {
     Coroutine *co;
     QSIMPLEQ_ENTRY(BlkParked) next;
