@@ -309,7 +309,7 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
     bool progress;
     int64_t start_time, elapsed_time;
 
-    trace_begin(TE_RUN_POLL_HANDLERS, ctx->name, max_ns);
+    trace_begin(TE_RUN_POLL_HANDLERS, qatomic_read(&ctx->name), max_ns);
     start_time = now_ns();
     do {
         progress = run_poll_handlers_once(ctx, ready_list, start_time,
@@ -326,7 +326,7 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
     if (*timeout != -1) {
         *timeout -= MIN(*timeout, elapsed_time);
     }
-    trace_end(TE_RUN_POLL_HANDLERS, ctx->name, progress);
+    trace_end(TE_RUN_POLL_HANDLERS, qatomic_read(&ctx->name), progress);
     return progress;
 }
 
@@ -372,7 +372,7 @@ static void adjust_polling_time(AioContext *ctx, int64_t block_ns)
         poll_ns = shrink ? poll_ns / shrink : 0;
         if (poll_ns != old) {
             qatomic_set(&ctx->poll_ns, poll_ns);
-            trace_instant(TE_POLL_SHRINK, ctx->name, poll_ns);
+            trace_instant(TE_POLL_SHRINK, qatomic_read(&ctx->name), poll_ns);
         }
     } else if (poll_ns < max_ns && block_ns < max_ns) {
         int64_t grow = qatomic_read(&ctx->poll_grow);
@@ -385,7 +385,7 @@ static void adjust_polling_time(AioContext *ctx, int64_t block_ns)
             poll_ns = max_ns;
         }
         qatomic_set(&ctx->poll_ns, poll_ns);
-        trace_instant(TE_POLL_GROW, ctx->name, poll_ns);
+        trace_instant(TE_POLL_GROW, qatomic_read(&ctx->name), poll_ns);
     }
 }
 
@@ -412,7 +412,7 @@ static bool aio_dispatch_handler(AioContext *ctx, AioHandler *node)
         QLIST_INSERT_HEAD(&ctx->poll_aio_handlers, node, node_poll);
     }
 
-    trace_begin(TE_DISPATCH_HANDLER, ctx->name, node->pfd.fd);
+    trace_begin(TE_DISPATCH_HANDLER, qatomic_read(&ctx->name), node->pfd.fd);
     if (!aio_handler_is_deleted(node) && poll_ready && revents == 0 &&
         node->io_poll_ready) {
         /*
@@ -425,7 +425,7 @@ static bool aio_dispatch_handler(AioContext *ctx, AioHandler *node)
         if (!QLIST_IS_INSERTED(node, node_poll)) {
             QLIST_INSERT_HEAD(&ctx->poll_aio_handlers, node, node_poll);
         }
-        trace_end(TE_DISPATCH_HANDLER, ctx->name, node->pfd.fd);
+        trace_end(TE_DISPATCH_HANDLER, qatomic_read(&ctx->name), node->pfd.fd);
         return node->opaque != &ctx->notifier;
     }
     if (!aio_handler_is_deleted(node) &&
@@ -441,7 +441,7 @@ static bool aio_dispatch_handler(AioContext *ctx, AioHandler *node)
         node->io_write(node->opaque);
         progress = true;
     }
-    trace_end(TE_DISPATCH_HANDLER, ctx->name, node->pfd.fd);
+    trace_end(TE_DISPATCH_HANDLER, qatomic_read(&ctx->name), node->pfd.fd);
     return progress;
 }
 
@@ -516,7 +516,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
     if (AIOLAB_CHECKS) {
         aio_poll_check_rules(ctx, __func__);
     }
-    trace_begin(TE_AIO_POLL, ctx->name, blocking);
+    trace_begin(TE_AIO_POLL, qatomic_read(&ctx->name), blocking);
 
     /* Handlers removed from now on are only marked deleted. */
     qemu_lockcnt_inc(&ctx->list_lock);
@@ -552,11 +552,11 @@ bool aio_poll(AioContext *ctx, bool blocking)
             hook(ctx);
         }
         if (timeout) {
-            trace_begin(TE_FDMON_WAIT, ctx->name, timeout);
+            trace_begin(TE_FDMON_WAIT, qatomic_read(&ctx->name), timeout);
         }
         ctx->fdmon_ops->wait(ctx, &ready_list, timeout);
         if (timeout) {
-            trace_end(TE_FDMON_WAIT, ctx->name, timeout);
+            trace_end(TE_FDMON_WAIT, qatomic_read(&ctx->name), timeout);
         }
     }
 
@@ -576,7 +576,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
     qemu_lockcnt_dec(&ctx->list_lock);
 
     progress |= timerlistgroup_run_timers(&ctx->tlg);
-    trace_end(TE_AIO_POLL, ctx->name, progress);
+    trace_end(TE_AIO_POLL, qatomic_read(&ctx->name), progress);
     return progress;
 }
 
@@ -641,11 +641,11 @@ bool aiolab_aio_context_set_fdmon(AioContext *ctx, const char *name,
     qemu_lockcnt_lock(&ctx->list_lock);
     if (qemu_lockcnt_count(&ctx->list_lock)) {
         error_setg(errp, "cannot change the fd monitor of AioContext '%s' "
-                   "while it is being polled", ctx->name);
+                   "while it is being polled", qatomic_read(&ctx->name));
         ok = false;
     } else if (ctx->fdmon_locked_epoll && strcmp(name, "epoll") != 0) {
         error_setg(errp, "AioContext '%s' is embedded in another event loop "
-                   "and must stay on epoll", ctx->name);
+                   "and must stay on epoll", qatomic_read(&ctx->name));
         ok = false;
     } else if (strcmp(name, ctx->fdmon_ops->name) != 0) {
         aio_context_destroy(ctx);
@@ -675,7 +675,7 @@ void aio_context_use_embedded_mode(AioContext *ctx)
         if (strcmp(ctx->fdmon_ops->name, "epoll") != 0) {
             aio_context_destroy(ctx);
             AIOLAB_ASSERT(fdmon_epoll_setup_locked(ctx), "cannot create an "
-                          "epoll fd for AioContext '%s'", ctx->name);
+                          "epoll fd for AioContext '%s'", qatomic_read(&ctx->name));
         }
         ctx->fdmon_locked_epoll = true;
         qemu_lockcnt_unlock(&ctx->list_lock);

@@ -133,7 +133,7 @@ void aio_notify(AioContext *ctx)
      */
     if (qatomic_load_sc(&ctx->notify_me)) {
         event_notifier_set(&ctx->notifier);
-        trace_instant(TE_AIO_NOTIFY_WAKEUP, ctx->name, 0);
+        trace_instant(TE_AIO_NOTIFY_WAKEUP, qatomic_read(&ctx->name), 0);
     }
 }
 
@@ -454,7 +454,7 @@ static void co_schedule_bh_cb(void *opaque)
     while (!QSLIST_EMPTY(&straight)) {
         Coroutine *co = QSLIST_FIRST(&straight);
         QSLIST_REMOVE_HEAD(&straight, co_scheduled_next);
-        trace_instant(TE_AIO_CO_SCHEDULE_BH_CB, ctx->name, 0);
+        trace_instant(TE_AIO_CO_SCHEDULE_BH_CB, qatomic_read(&ctx->name), 0);
         /* Not scheduled any more: it may be scheduled again from now. */
         qatomic_store_sc(&co->scheduled, NULL);
         qemu_aio_coroutine_enter(ctx, co);
@@ -467,7 +467,7 @@ void aio_co_schedule(AioContext *ctx, Coroutine *co)
 
     REQUIRE_LIVE(ctx, AIO_CONTEXT_MAGIC, "AioContext");
     REQUIRE_NONNULL(co);
-    trace_instant(TE_AIO_CO_SCHEDULE, ctx->name, 0);
+    trace_instant(TE_AIO_CO_SCHEDULE, qatomic_read(&ctx->name), 0);
     scheduled = qatomic_cmpxchg(&co->scheduled, (const char *)NULL,
                                 "aio_co_schedule");
     if (scheduled) {
@@ -592,7 +592,7 @@ AioContext *aio_context_new_fdmon(const char *fdmon, Error **errp)
 
     pthread_mutex_lock(&ctx_registry_lock);
     snprintf(name, sizeof(name), "ctx%u", ++ctx_counter);
-    ctx->name = aiolab_intern(name);
+    qatomic_set(&ctx->name, aiolab_intern(name));
     QLIST_INSERT_HEAD(&ctx_registry, ctx, registry);
     pthread_mutex_unlock(&ctx_registry_lock);
 
@@ -621,11 +621,11 @@ static void aio_context_finalize(AioContext *ctx)
     }
     AIOLAB_ASSERT(QSLIST_EMPTY(&ctx->scheduled_coroutines),
                   "AioContext '%s' freed with coroutines still scheduled "
-                  "into it", ctx->name);
+                  "into it", qatomic_read(&ctx->name));
     qemu_bh_delete(ctx->co_schedule_bh);
     AIOLAB_ASSERT(QSIMPLEQ_EMPTY(&ctx->bh_slice_list),
                   "AioContext '%s' freed while aio_bh_poll() runs",
-                  ctx->name);
+                  qatomic_read(&ctx->name));
     /* Every BH must have been deleted: anything else is a leak. */
     while ((bh = aio_bh_dequeue(&ctx->bh_list, &flags))) {
         if (unlikely(!(flags & BH_DELETED))) {
@@ -675,7 +675,7 @@ void aiolab_aio_context_set_name(AioContext *ctx, const char *name)
 const char *aiolab_aio_context_get_name(AioContext *ctx)
 {
     REQUIRE_LIVE(ctx, AIO_CONTEXT_MAGIC, "AioContext");
-    return ctx->name;
+    return qatomic_read(&ctx->name);
 }
 
 /* --- parameters --------------------------------------------------- */

@@ -27,7 +27,7 @@ void aiolab_die(const char *func, const char *fmt, ...)
 
 static const char *ctx_name(AioContext *ctx)
 {
-    return ctx && ctx->name ? ctx->name : "none";
+    return ctx && qatomic_read(&ctx->name) ? qatomic_read(&ctx->name) : "none";
 }
 
 /* The message of a broken home-thread rule (also used by bindings). */

@@ -64,7 +64,7 @@ static void dump_ctx(AioContext *ctx, void *opaque)
     char b1[32], b2[32];
 
     fprintf(f, "  AioContext '%s' (home tid %d): refcnt %d, notify_me %u, "
-            "notified %d, fdmon %s, poll_ns %lld/%lld\n", ctx->name,
+            "notified %d, fdmon %s, poll_ns %lld/%lld\n", qatomic_read(&ctx->name),
             ctx->home_tid, qatomic_read(&ctx->refcnt),
             qatomic_read(&ctx->notify_me), qatomic_read(&ctx->notified),
             ctx->fdmon_ops->name, (long long)qatomic_read(&ctx->poll_ns),
@@ -120,7 +120,7 @@ void aiolab_dump_state(FILE *f)
             fprintf(f, " AIO_WAIT_WHILE(%s) in %s() at %s:%d polling '%s'",
                     cond, qatomic_read(&t->wait_func),
                     qatomic_read(&t->wait_file), qatomic_read(&t->wait_line),
-                    wctx ? wctx->name : "?");
+                    wctx ? qatomic_read(&wctx->name) : "?");
         }
         fputc('\n', f);
     }

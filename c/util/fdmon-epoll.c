@@ -66,7 +66,7 @@ static void fdmon_epoll_update(AioContext *ctx, AioHandler *old_node,
         AIOLAB_ASSERT(!ctx->fdmon_locked_epoll, "epoll_ctl failed on fd %d "
                       "of embedded AioContext '%s'",
                       new_node ? new_node->pfd.fd : old_node->pfd.fd,
-                      ctx->name);
+                      qatomic_read(&ctx->name));
         fdmon_epoll_disable(ctx);
     }
 }

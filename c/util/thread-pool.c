@@ -352,7 +352,7 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
     req->state = THREAD_QUEUED;
     req->pool = pool;
     QLIST_INSERT_HEAD(&pool->head, req, all);
-    trace_instant(TE_THREAD_POOL_SUBMIT, ctx->name, 0);
+    trace_instant(TE_THREAD_POOL_SUBMIT, qatomic_read(&ctx->name), 0);
 
     pthread_mutex_lock(&pool->lock);
     if (pool->idle_threads == 0 && pool->cur_threads < pool->max_threads) {
@@ -435,7 +435,7 @@ ThreadPool *thread_pool_new(AioContext *ctx)
 void thread_pool_free(ThreadPool *pool)
 {
     AIOLAB_ASSERT(QLIST_EMPTY(&pool->head), "thread pool of AioContext '%s' "
-                  "freed with requests outstanding", pool->ctx->name);
+                  "freed with requests outstanding", qatomic_read(&pool->ctx->name));
     pthread_mutex_lock(&pool->lock);
     /* No more spawning; forget the backlog. */
     qemu_bh_delete(pool->new_thread_bh);
