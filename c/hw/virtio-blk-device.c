@@ -483,7 +483,12 @@ static void virtio_blk_drained_end(void *opaque)
     }
 }
 
-/* The configuration interrupt needs the BQL: bounce to the main loop. */
+/*
+ * The configuration interrupt needs the BQL, and resize_cb may run in an
+ * IOThread: bounce to the main loop.  Where QEMU differs: QEMU schedules
+ * a oneshot BH; aiolab's BH belongs to the device, so unrealize can
+ * delete it if it is still pending (no use after free).
+ */
 static void virtio_resize_bh(void *opaque)
 {
     virtio_notify_config(opaque);
@@ -493,8 +498,7 @@ static void virtio_blk_resize(void *opaque)
 {
     VirtIOBlock *s = opaque;
 
-    aio_bh_schedule_oneshot(qemu_get_aio_context(), virtio_resize_bh,
-                            &s->parent_obj);
+    qemu_bh_schedule(s->resize_bh);
 }
 
 static const BlockDevOps virtio_block_ops = {
@@ -568,6 +572,8 @@ VirtIOBlock *virtio_blk_new(const VirtIOBlkConf *conf_in, GuestMemory *mem,
     if (!virtio_device_ioeventfd_enabled(&s->parent_obj)) {
         s->ioeventfd_disabled = true;
     }
+    s->resize_bh = aio_bh_new(qemu_get_aio_context(), virtio_resize_bh,
+                              &s->parent_obj);
     blk_set_dev_ops(s->blk, &virtio_block_ops, s);
     return s;
 }
@@ -582,6 +588,7 @@ void virtio_blk_free(VirtIOBlock *s)
     blk_drain(s->blk);
     virtio_blk_drop_parked(s);
     blk_set_dev_ops(s->blk, NULL, NULL);
+    qemu_bh_delete(s->resize_bh);
     qemu_coroutine_dec_pool_size(s->conf.num_queues * s->conf.queue_size / 2);
     virtio_cleanup(&s->parent_obj);
     pthread_mutex_destroy(&s->rq_lock);

@@ -20,6 +20,7 @@ struct VirtIOBlock {
     BlockBackend *blk;
     uint64_t sector_mask;           /* logical_block_size / 512 - 1 */
     AioContext **vq_aio_context;    /* one per queue */
+    QEMUBH *resize_bh;              /* main loop: the config interrupt */
 
     /* --- Protected by rq_lock: requests parked by rerror/werror=stop -- */
     pthread_mutex_t rq_lock;
