@@ -107,7 +107,7 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
-    monkeypatch.chdir(tmp_path)          # files a cell writes stay here
+    monkeypatch.setenv("TMPDIR", str(tmp_path))    # traces the cells save
 
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
