@@ -54,6 +54,8 @@ struct VirtQueue {
     EventNotifier guest_notifier;    /* the interrupt (irqfd); always valid */
 
     AiolabVirtQueueStats stats;      /* relaxed atomics */
+    const AiolabVirtQueueInflightOps *inflight_ops;
+    void *inflight_opaque;
 };
 
 struct VirtIODevice {

@@ -374,15 +374,64 @@ static bool walk_chain(VirtQueue *vq, unsigned head, struct iovec *iov,
     }
 }
 
-void *virtqueue_pop(VirtQueue *vq, size_t sz)
+/* Walk the chain at @head and make it an element.  NULL after an error. */
+static VirtQueueElement *map_element(VirtQueue *vq, unsigned head, size_t sz)
 {
-    VirtIODevice *vdev;
     /* QEMU keeps these on the stack too: 24 KiB, no allocation unless the
      * chain is valid. */
     struct iovec iov[VIRTQUEUE_MAX_SIZE];
     uint64_t addr[VIRTQUEUE_MAX_SIZE];
-    unsigned out_num = 0, in_num = 0, head;
+    unsigned out_num = 0, in_num = 0;
     VirtQueueElement *elem;
+
+    if (!walk_chain(vq, head, iov, addr, &out_num, &in_num)) {
+        return NULL;                /* nothing to unmap: RAM stays mapped */
+    }
+    elem = alloc_element(sz, out_num, in_num);
+    elem->index = head;
+    elem->ndescs = 1;
+    memcpy(elem->out_sg, iov, out_num * sizeof(iov[0]));
+    memcpy(elem->out_addr, addr, out_num * sizeof(addr[0]));
+    memcpy(elem->in_sg, iov + out_num, in_num * sizeof(iov[0]));
+    memcpy(elem->in_addr, addr + out_num, in_num * sizeof(addr[0]));
+    inuse_add(vq, 1);
+    stat_inc(&vq->stats.pops);
+    return elem;
+}
+
+void *aiolab_virtqueue_pop_head(VirtQueue *vq, unsigned int head, size_t sz)
+{
+    REQUIRE_NONNULL(vq);
+    AIOLAB_REQUIRE(sz >= sizeof(VirtQueueElement), "got a size (%zu) "
+                   "smaller than VirtQueueElement", sz);
+    if (vq_disabled(vq) || !vq->desc_p || !vq->avail_p || !vq->used_p) {
+        return NULL;
+    }
+    if (vq->inuse >= vq->num) {
+        virtio_error(vq->vdev, "Virtqueue size exceeded");
+        return NULL;
+    }
+    if (head >= vq->num) {
+        virtio_error(vq->vdev, "Guest says index %u is available", head);
+        return NULL;
+    }
+    return map_element(vq, head, sz);
+}
+
+void aiolab_virtio_queue_set_inflight_ops(VirtQueue *vq,
+                                          const AiolabVirtQueueInflightOps *ops,
+                                          void *opaque)
+{
+    REQUIRE_NONNULL(vq);
+    vq->inflight_ops = ops;
+    vq->inflight_opaque = opaque;
+}
+
+void *virtqueue_pop(VirtQueue *vq, size_t sz)
+{
+    VirtIODevice *vdev;
+    VirtQueueElement *elem;
+    unsigned head;
 
     REQUIRE_NONNULL(vq);
     AIOLAB_REQUIRE(sz >= sizeof(VirtQueueElement), "got a size (%zu) "
@@ -411,18 +460,10 @@ void *virtqueue_pop(VirtQueue *vq, size_t sz)
         ring_st16(vq->used_p, VRING_USED_AVAIL_EVENT_OFF(vq->num),
                   vq->last_avail_idx);
     }
-    if (!walk_chain(vq, head, iov, addr, &out_num, &in_num)) {
-        return NULL;                /* nothing to unmap: RAM stays mapped */
+    elem = map_element(vq, head, sz);
+    if (elem && vq->inflight_ops && vq->inflight_ops->popped) {
+        vq->inflight_ops->popped(vq->inflight_opaque, vq, head);
     }
-    elem = alloc_element(sz, out_num, in_num);
-    elem->index = head;
-    elem->ndescs = 1;
-    memcpy(elem->out_sg, iov, out_num * sizeof(iov[0]));
-    memcpy(elem->out_addr, addr, out_num * sizeof(addr[0]));
-    memcpy(elem->in_sg, iov + out_num, in_num * sizeof(iov[0]));
-    memcpy(elem->in_addr, addr + out_num, in_num * sizeof(addr[0]));
-    inuse_add(vq, 1);
-    stat_inc(&vq->stats.pops);
     return elem;
 }
 
@@ -439,6 +480,9 @@ void virtqueue_fill(VirtQueue *vq, const VirtQueueElement *elem,
      * migration; aiolab keeps guest RAM mapped and does not migrate. */
     if (qatomic_read(&vq->vdev->broken) || !vq->used_p) {
         return;
+    }
+    if (vq->inflight_ops && vq->inflight_ops->filled) {
+        vq->inflight_ops->filled(vq->inflight_opaque, vq, elem->index);
     }
     slot = (uint16_t)(vq->used_idx + idx) % vq->num;
     ring_st32(vq->used_p, VRING_USED_RING_OFF(slot), elem->index);
@@ -473,6 +517,9 @@ void virtqueue_flush(VirtQueue *vq, unsigned int count)
         vq->signalled_used_valid = false;
     }
     qatomic_set(&vq->stats.pushes, qatomic_read(&vq->stats.pushes) + count);
+    if (vq->inflight_ops && vq->inflight_ops->flushed) {
+        vq->inflight_ops->flushed(vq->inflight_opaque, vq, new_idx);
+    }
 }
 
 void virtqueue_push(VirtQueue *vq, const VirtQueueElement *elem,

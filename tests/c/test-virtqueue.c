@@ -413,6 +413,64 @@ static void test_vring_base(void)
     teardown();
 }
 
+/* vhost-user's in-flight log: the three observation points, and the
+ * resubmission of a head without an avail entry. */
+static int hook_log[8], hook_n;
+
+static void hook_popped(void *opaque, VirtQueue *vq, unsigned int head)
+{
+    hook_log[hook_n++] = 100 + head;
+}
+
+static void hook_filled(void *opaque, VirtQueue *vq, unsigned int head)
+{
+    hook_log[hook_n++] = 200 + head;
+}
+
+static void hook_flushed(void *opaque, VirtQueue *vq, uint16_t used_idx)
+{
+    hook_log[hook_n++] = 300 + used_idx;
+}
+
+static const AiolabVirtQueueInflightOps hook_ops = {
+    hook_popped, hook_filled, hook_flushed,
+};
+
+static void test_inflight_pop_head(void)
+{
+    VirtQueueElement *e, *again;
+
+    setup();
+    aiolab_virtio_queue_set_inflight_ops(env.vq, &hook_ops, NULL);
+    aiolab_vring_set_desc(&env.vr, 3, BUF_BASE, 16, VRING_DESC_F_NEXT, 4);
+    aiolab_vring_set_desc(&env.vr, 4, BUF_BASE + 64, 8, VRING_DESC_F_WRITE,
+                          0);
+    aiolab_vring_publish(&env.vr, 3);
+    e = virtqueue_pop(env.vq, sizeof(*e));
+    ASSERT_EQ(hook_n, 1);
+    ASSERT_EQ(hook_log[0], 103);
+    /* A backend that lost its state resubmits head 3 from its log. */
+    again = aiolab_virtqueue_pop_head(env.vq, 3, sizeof(*again));
+    ASSERT_TRUE(again != NULL);
+    ASSERT_EQ(again->index, 3);
+    ASSERT_EQ(again->out_num, 1);
+    ASSERT_EQ(again->in_num, 1);
+    ASSERT_EQ(again->in_addr[0], BUF_BASE + 64);
+    ASSERT_EQ(hook_n, 1);                   /* not a new pop */
+    ASSERT_EQ(aiolab_virtio_queue_get_inuse(env.vdev, 0), 2);
+    ASSERT_EQ(virtio_queue_get_last_avail_idx(env.vdev, 0), 1);
+    virtqueue_detach_element(env.vq, again, 0);
+    free(again);
+    virtqueue_push(env.vq, e, 8);
+    free(e);
+    ASSERT_EQ(hook_n, 3);
+    ASSERT_EQ(hook_log[1], 203);
+    ASSERT_EQ(hook_log[2], 301);
+    ASSERT_PTR_EQ(aiolab_virtqueue_pop_head(env.vq, QSIZE, sizeof(*e)), NULL);
+    assert_broken("Guest says index 16 is available");
+    teardown();
+}
+
 /* ------------------------------------------------------------------------
  * Section 13.1: each violation breaks the device
  * ------------------------------------------------------------------------ */
@@ -764,6 +822,7 @@ static const TestCase tests[] = {
     { "/virtqueue/indirect", test_pop_indirect },
     { "/virtqueue/unpop-detach-fill-flush", test_unpop_detach },
     { "/virtqueue/vring-base-enable", test_vring_base },
+    { "/virtqueue/inflight-hooks-pop-head", test_inflight_pop_head },
     { "/virtqueue/bad/zero-len", test_bad_zero_len },
     { "/virtqueue/bad/out-after-in", test_bad_order },
     { "/virtqueue/bad/loop", test_bad_loop },

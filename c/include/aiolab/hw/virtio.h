@@ -250,6 +250,42 @@ AIOLAB_API void virtio_notify(VirtIODevice *vdev, VirtQueue *vq);
  */
 AIOLAB_API void virtio_notify_irqfd(VirtIODevice *vdev, VirtQueue *vq);
 
+/**
+ * AiolabVirtQueueInflightOps: observers of a queue's elements, for a
+ * vhost-user backend's shared in-flight log (INFLIGHT_SHMFD), which lets
+ * the requests in flight when the backend died be resubmitted after it
+ * reconnects.  @popped: a chain left the avail ring (after validation);
+ * @filled: its used entry is about to be written; @flushed: used.idx is
+ * now @used_idx (every entry filled before it is published).  Called in
+ * the queue's home thread, inside virtqueue_pop/fill/flush.
+ * Not part of QEMU's device model (libvhost-user has the same three
+ * points: vu_queue_inflight_get/_pre_put/_post_put).
+ */
+typedef struct AiolabVirtQueueInflightOps {
+    void (*popped)(void *opaque, VirtQueue *vq, unsigned int head);
+    void (*filled)(void *opaque, VirtQueue *vq, unsigned int head);
+    void (*flushed)(void *opaque, VirtQueue *vq, uint16_t used_idx);
+} AiolabVirtQueueInflightOps;
+
+/**
+ * aiolab_virtio_queue_set_inflight_ops: install (or with NULL remove)
+ * the observers.  Context: the transport, queue idle.
+ */
+AIOLAB_API void aiolab_virtio_queue_set_inflight_ops(
+    VirtQueue *vq, const AiolabVirtQueueInflightOps *ops, void *opaque);
+
+/**
+ * aiolab_virtqueue_pop_head: map the chain at descriptor @head as an
+ * element, validated exactly as virtqueue_pop() does, without consuming
+ * an avail entry: a reconnected vhost-user backend resubmits the heads
+ * its in-flight log says were popped but never used.  inuse counts it.
+ * Returns: NULL after virtio_error() (bad head or chain), or when the
+ * device is broken or the rings are not set up.
+ * Context: the queue's home thread.
+ */
+AIOLAB_API void *aiolab_virtqueue_pop_head(VirtQueue *vq, unsigned int head,
+                                           size_t sz);
+
 /* ---------------------------------------------------------------------
  * Host notifiers (ioeventfd) in an AioContext
  * --------------------------------------------------------------------- */
