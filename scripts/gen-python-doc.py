@@ -43,6 +43,9 @@ PARTS = [
 INSTANCE_NAMES = {"AioContext": "ctx", "EventNotifier": "notifier",
                   "IOThread": "io", "MainLoop": "main", "Future": "fut",
                   "Trace": "t"}
+# What leaving a `with` block does, when it is not close().
+LEAVING = {"IOThread": "stops and destroys it",
+           "Trace": "ends the capture", "span": "ends the slice"}
 # Values that are the same on every binding and machine, shown as they are.
 SHOWN_VALUES = ("CLOCKS", "SCALES")
 # Constants described rather than shown (their value depends on the run).
@@ -145,7 +148,8 @@ class Writer:
             elif callable(value):
                 if attr == "__enter__":
                     self.add(f"- `with {name}(...) as {var}:`: a context "
-                             f"manager; leaving the block closes it")
+                             f"manager; leaving the block "
+                             f"{LEAVING.get(name, 'closes it')}")
                     continue
                 if attr == "__await__":
                     self.add(f"- `await {var}`: awaitable from a task")
