@@ -33,6 +33,7 @@
 #include <aiolab/hw/virtio.h>
 #include <aiolab/hw/virtio-blk.h>
 #include <aiolab/hw/virtio-guest.h>
+#include <aiolab/machine.h>
 
 #define AIOLAB_VERSION "0.1.0"
 /** aiolab_version: the library's version string.  Context: any thread. */
