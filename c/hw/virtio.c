@@ -526,9 +526,12 @@ int virtio_set_status(VirtIODevice *vdev, uint8_t val)
     if (vdev->vdc->set_status) {
         vdev->vdc->set_status(vdev, val);
     }
-    /* Keep NEEDS_RESET until a reset: the driver cannot clear it. */
-    qatomic_set(&vdev->status,
-                val | (old & VIRTIO_CONFIG_S_NEEDS_RESET & -(val != 0)));
+    /* NEEDS_RESET stays until a reset (status 0): the driver cannot
+     * clear it by writing the status back without it. */
+    if (val != 0) {
+        val |= old & VIRTIO_CONFIG_S_NEEDS_RESET;
+    }
+    qatomic_set(&vdev->status, val);
     return 0;
 }
 

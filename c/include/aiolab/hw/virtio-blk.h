@@ -179,7 +179,7 @@ AIOLAB_API VirtIOBlock *virtio_blk_new(const VirtIOBlkConf *conf,
 AIOLAB_API void virtio_blk_free(VirtIOBlock *s);
 
 /** aiolab_virtio_blk_get_vdev: the VirtIODevice inside (QEMU's
- * VIRTIO_DEVICE(s) cast).  Any thread. */
+ * VIRTIO_DEVICE(s) cast).  Context: any thread. */
 AIOLAB_API VirtIODevice *aiolab_virtio_blk_get_vdev(VirtIOBlock *s);
 
 /**
@@ -205,7 +205,8 @@ AIOLAB_API void virtio_blk_dma_restart_cb(void *opaque, bool running,
 
 /**
  * aiolab_virtio_blk_get_vq_aio_context: where queue @n is handled when
- * ioeventfd is started (QEMU's s->vq_aio_context[n]).  Any thread.
+ * ioeventfd is started (QEMU's s->vq_aio_context[n]).
+ * Context: any thread.
  */
 AIOLAB_API AioContext *aiolab_virtio_blk_get_vq_aio_context(VirtIOBlock *s,
                                                            int n);
@@ -221,7 +222,8 @@ AIOLAB_API AioContext *aiolab_virtio_blk_get_vq_aio_context(VirtIOBlock *s,
 #define AIOLAB_VIRTIO_BLK_IOEVENTFD_DISABLED  8
 AIOLAB_API unsigned aiolab_virtio_blk_ioeventfd_state(VirtIOBlock *s);
 
-/** aiolab_virtio_blk_get_stats: the device's counters.  Any thread. */
+/** aiolab_virtio_blk_get_stats: the device's counters.
+ * Context: any thread. */
 AIOLAB_API void aiolab_virtio_blk_get_stats(VirtIOBlock *s,
                                             AiolabVirtIOBlkStats *stats);
 

@@ -68,7 +68,8 @@ AIOLAB_API uint64_t aiolab_vring_layout(unsigned num, uint64_t base,
 AIOLAB_API int aiolab_vring_init(AiolabVring *vr, GuestMemory *mem,
                                  unsigned num, uint64_t desc, uint64_t avail,
                                  uint64_t used, bool event_idx);
-/** aiolab_vring_cleanup: free the driver's bookkeeping. */
+/** aiolab_vring_cleanup: free the driver's bookkeeping.
+ * Context: the driver's thread. */
 AIOLAB_API void aiolab_vring_cleanup(AiolabVring *vr);
 
 /**

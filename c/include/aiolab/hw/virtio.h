@@ -410,13 +410,15 @@ AIOLAB_API bool virtio_device_ioeventfd_enabled(VirtIODevice *vdev);
  * Queue setup: the transport, while nobody handles the queue
  * --------------------------------------------------------------------- */
 
-/** virtio_get_num_queues: how many queues the device has.  Any thread. */
+/** virtio_get_num_queues: how many queues the device has.
+ * Context: any thread. */
 AIOLAB_API int virtio_get_num_queues(VirtIODevice *vdev);
-/** virtio_get_queue: queue @n (NULL if out of range).  Any thread. */
+/** virtio_get_queue: queue @n (NULL if out of range).
+ * Context: any thread. */
 AIOLAB_API VirtQueue *virtio_get_queue(VirtIODevice *vdev, int n);
-/** virtio_get_queue_index: @vq's number.  Any thread. */
+/** virtio_get_queue_index: @vq's number.  Context: any thread. */
 AIOLAB_API int virtio_get_queue_index(VirtQueue *vq);
-/** aiolab_virtio_queue_get_device: @vq's device.  Any thread. */
+/** aiolab_virtio_queue_get_device: @vq's device.  Context: any thread. */
 AIOLAB_API VirtIODevice *aiolab_virtio_queue_get_device(VirtQueue *vq);
 
 /**
@@ -426,7 +428,7 @@ AIOLAB_API VirtIODevice *aiolab_virtio_queue_get_device(VirtQueue *vq);
  */
 AIOLAB_API void virtio_queue_set_num(VirtIODevice *vdev, int n, int num);
 /** virtio_queue_get_num / virtio_queue_get_max_num: current and maximum
- * size.  Any thread. */
+ * size.  Context: any thread. */
 AIOLAB_API int virtio_queue_get_num(VirtIODevice *vdev, int n);
 AIOLAB_API int virtio_queue_get_max_num(VirtIODevice *vdev, int n);
 
@@ -457,7 +459,7 @@ AIOLAB_API unsigned int virtio_queue_get_last_avail_idx(VirtIODevice *vdev,
                                                         int n);
 AIOLAB_API void virtio_queue_update_used_idx(VirtIODevice *vdev, int n);
 /** aiolab_virtio_queue_get_used_idx / _get_inuse: for tests and
- * vhost-user.  Any thread (racy snapshots). */
+ * vhost-user.  Context: any thread (racy snapshots). */
 AIOLAB_API unsigned int aiolab_virtio_queue_get_used_idx(VirtIODevice *vdev,
                                                          int n);
 AIOLAB_API unsigned int aiolab_virtio_queue_get_inuse(VirtIODevice *vdev,
@@ -472,7 +474,8 @@ AIOLAB_API void aiolab_virtio_queue_set_enabled(VirtIODevice *vdev, int n,
                                                 bool enabled);
 AIOLAB_API bool aiolab_virtio_queue_is_enabled(VirtIODevice *vdev, int n);
 
-/** aiolab_virtio_queue_get_stats: @vq's counters.  Any thread. */
+/** aiolab_virtio_queue_get_stats: @vq's counters.
+ * Context: any thread. */
 AIOLAB_API void aiolab_virtio_queue_get_stats(VirtQueue *vq,
                                               AiolabVirtQueueStats *stats);
 
@@ -480,7 +483,8 @@ AIOLAB_API void aiolab_virtio_queue_get_stats(VirtQueue *vq,
  * The device: features, status, config space, errors
  * --------------------------------------------------------------------- */
 
-/** aiolab_virtio_device_get_name: "virtio-blk" etc.  Any thread. */
+/** aiolab_virtio_device_get_name: "virtio-blk" etc.
+ * Context: any thread. */
 AIOLAB_API const char *aiolab_virtio_device_get_name(VirtIODevice *vdev);
 
 /**
@@ -513,7 +517,7 @@ AIOLAB_API int virtio_set_features(VirtIODevice *vdev, uint64_t val);
  */
 AIOLAB_API int virtio_set_status(VirtIODevice *vdev, uint8_t val);
 /** aiolab_virtio_get_status: the status byte (with NEEDS_RESET once
- * broken).  Any thread. */
+ * broken).  Context: any thread. */
 AIOLAB_API uint8_t aiolab_virtio_get_status(VirtIODevice *vdev);
 
 /**
@@ -554,13 +558,14 @@ AIOLAB_API void virtio_error(VirtIODevice *vdev, const char *fmt, ...)
     AIOLAB_PRINTF(2, 3);
 
 /** aiolab_virtio_device_is_broken: has virtio_error() run since the
- * last reset?  Any thread. */
+ * last reset?  Context: any thread. */
 AIOLAB_API bool aiolab_virtio_device_is_broken(VirtIODevice *vdev);
 
 /**
  * aiolab_virtio_device_get_last_error: copy the last virtio_error()
  * message ("" if none) into @buf (NUL-terminated, truncated to @len).
- * Returns: its full length.  Any thread.
+ * Returns: its full length.
+ * Context: any thread.
  */
 AIOLAB_API size_t aiolab_virtio_device_get_last_error(VirtIODevice *vdev,
                                                       char *buf, size_t len);
@@ -574,7 +579,7 @@ AIOLAB_API size_t aiolab_virtio_device_get_last_error(VirtIODevice *vdev,
 AIOLAB_API void virtio_notify_config(VirtIODevice *vdev);
 
 /** aiolab_virtio_get_config_notifier: set by configuration interrupts
- * when the bus has no notify callback.  Any thread. */
+ * when the bus has no notify callback.  Context: any thread. */
 AIOLAB_API EventNotifier *aiolab_virtio_get_config_notifier(
     VirtIODevice *vdev);
 
@@ -603,8 +608,8 @@ AIOLAB_API size_t aiolab_virtio_config_write(VirtIODevice *vdev,
                                              const void *buf, size_t len);
 AIOLAB_API uint32_t aiolab_virtio_get_config_generation(VirtIODevice *vdev);
 
-/** aiolab_virtio_get_guest_memory: the device's guest memory.  Any
- * thread. */
+/** aiolab_virtio_get_guest_memory: the device's guest memory.
+ * Context: any thread. */
 AIOLAB_API GuestMemory *aiolab_virtio_get_guest_memory(VirtIODevice *vdev);
 
 #endif
