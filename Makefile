@@ -174,6 +174,7 @@ help:
 	@echo "  make bench        benchmarks beside their peers -> build/bench/"
 	@echo "  make lint         clang-format check of the C sources"
 	@echo "  make student      build/student/: the tutorial without solutions"
+	@echo "  make notebook     Jupyter on notebooks/ (127.0.0.1; prints the URL)"
 	@echo "  make install      PREFIX=$(PREFIX): headers, libraries, aiolab.pc"
 	@echo "  make deps         build tier of Debian packages (also deps-test,"
 	@echo "                    deps-clients)"
@@ -229,6 +230,11 @@ lint:
 student:
 	@$(PYTHON) scripts/make-student.py --out build/student
 .PHONY: student
+
+notebook: python
+	@scripts/deps.sh build test
+	@$(PYTHON) scripts/notebook.py
+.PHONY: notebook
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include/aiolab $(DESTDIR)$(PREFIX)/lib/pkgconfig

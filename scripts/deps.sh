@@ -12,7 +12,7 @@ pkgs_build="gcc make pkg-config liburing-dev python3-dev python3-cffi swig
 python3-matplotlib python3-setuptools libjansson-dev"
 pkgs_test="python3-pytest python3-nbclient python3-nbformat python3-ipykernel
 python3-hypothesis python3-tqdm python3-venv python3-pip jupyter-notebook
-python3-pytest-forked python3-pytest-timeout python3-websocket
+python3-pytest-forked python3-pytest-timeout python3-websocket python3-mypy
 clang llvm libclang-rt-14-dev clang-format gdb libevent-dev libglib2.0-dev
 libuv1-dev python3-uvloop"
 pkgs_clients="qemu-system-x86 qemu-utils qemu-system-common fio libnbd-bin

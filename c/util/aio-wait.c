@@ -65,10 +65,16 @@ AioContext *aiolab_aio_wait_begin(AioContext *ctx, const char *func,
         }
         poll_ctx = main_ctx;
     }
+    /*
+     * The dump and the trace keep these pointers after we return: intern
+     * them (C passes literals, which the intern cache answers at once;
+     * bindings pass temporary strings).
+     */
+    func = aiolab_intern(func ? func : "?");
     qatomic_set(&self->wait_func, func);
-    qatomic_set(&self->wait_file, file);
+    qatomic_set(&self->wait_file, aiolab_intern(file ? file : "?"));
     qatomic_set(&self->wait_line, line);
-    qatomic_set(&self->wait_cond, cond);
+    qatomic_set(&self->wait_cond, aiolab_intern(cond ? cond : "?"));
     qatomic_set(&self->wait_ctx, poll_ctx);
     trace_begin(TE_AIO_WAIT, func, line);
     return poll_ctx;
