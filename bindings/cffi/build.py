@@ -25,8 +25,16 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CDEF_FILES = [
     "error.h", "event_notifier.h", "aio.h", "timer.h", "main-loop.h",
     "iothread.h", "aio-wait.h", "coroutine.h", "thread-pool.h",
-    "defer-call.h", "trace.h", "debug.h",
+    "defer-call.h", "trace.h", "debug.h", "iov.h", "block.h",
+    "block-backend.h",
 ]
+
+# Typedefs the cdefs use that the C headers do not name (block.h takes the
+# AioContext notifier callbacks as unnamed function pointer types).
+EXTRA_C = """
+typedef void AioContextAttachedFn(AioContext *new_context, void *opaque);
+typedef void AioContextDetachFn(void *opaque);
+"""
 
 # Every C callback the package needs, as Python functions.  opaque is a
 # handle from ffi.new_handle(); the notifier ones get the EventNotifier
@@ -42,6 +50,7 @@ extern "Python" void _aiolab_fd_read_cb(void *);
 extern "Python" void _aiolab_fd_write_cb(void *);
 extern "Python" bool _aiolab_fd_poll_cb(void *);
 extern "Python" void _aiolab_fd_poll_ready_cb(void *);
+extern "Python" void _aiolab_attached_cb(AioContext *, void *);
 extern "Python" void _aiolab_notifier_read_cb(EventNotifier *);
 extern "Python" bool _aiolab_notifier_poll_cb(void *);
 extern "Python" void _aiolab_notifier_poll_ready_cb(EventNotifier *);
@@ -64,7 +73,7 @@ def make_ffi(library_dirs, rpath):
     ffi.cdef(cdef_text())
     ffi.set_source(
         "aiolab._aiolab_cffi",
-        "#include <stdlib.h>\n#include <aiolab/aiolab.h>\n",
+        "#include <stdlib.h>\n#include <aiolab/aiolab.h>\n" + EXTRA_C,
         include_dirs=[os.path.join(ROOT, "c", "include")],
         library_dirs=library_dirs,
         libraries=["aiolab"],

@@ -16,6 +16,8 @@
 %{
 #include <stdlib.h>
 #include <aiolab/aiolab.h>
+typedef void AioContextAttachedFn(AioContext *new_context, void *opaque);
+typedef void AioContextDetachFn(void *opaque);
 %}
 
 %include <stdint.i>
@@ -26,6 +28,8 @@
 %nothread aiolab_swig_handle_new;
 %nothread aiolab_swig_handle_free;
 %nothread aiolab_swig_set_notifier_dispatch;
+%nothread aiolab_swig_read_mem;
+%nothread aiolab_swig_write_mem;
 
 %{
 /* Report an exception that escaped a callback (the aiolab package's own
@@ -156,6 +160,68 @@ static void aiolab_swig_fd_poll_ready_cb(void *opaque)
     aiolab_swig_fd(opaque, 2);
 }
 
+/* An AioContext notifier's "attached" callback: fn(address of ctx); its
+ * "detach" one goes through aiolab_swig_void_cb: fn(). */
+static void aiolab_swig_attached_cb(AioContext *ctx, void *opaque)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyObject *fn = opaque, *r;
+
+    Py_INCREF(fn);
+    r = PyObject_CallFunction(fn, "K", (unsigned long long)(uintptr_t)ctx);
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        aiolab_swig_report(fn);
+    }
+    Py_DECREF(fn);
+    PyGILState_Release(st);
+}
+
+/* BlockDevOps whose callbacks are the fd-role trampolines (drained_begin
+ * READ, drained_end WRITE, drained_poll POLL, resize_cb POLL_READY). */
+static BlockDevOps *aiolab_swig_devops_new(void)
+{
+    BlockDevOps *ops = calloc(1, sizeof(*ops));
+
+    ops->drained_begin = aiolab_swig_fd_read_cb;
+    ops->drained_end = aiolab_swig_fd_write_cb;
+    ops->drained_poll = aiolab_swig_fd_poll_cb;
+    ops->resize_cb = aiolab_swig_fd_poll_ready_cb;
+    return ops;
+}
+
+static void aiolab_swig_devops_free(BlockDevOps *ops)
+{
+    free(ops);
+}
+
+static void *aiolab_swig_malloc(size_t n)
+{
+    return calloc(1, n ? n : 1);
+}
+
+static void aiolab_swig_free(void *p)
+{
+    free(p);
+}
+
+/* Copy between Python bytes and C memory. */
+static PyObject *aiolab_swig_read_mem(void *p, size_t n)
+{
+    return PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+}
+
+static void aiolab_swig_write_mem(void *p, PyObject *data)
+{
+    char *buf;
+    Py_ssize_t len;
+
+    if (PyBytes_AsStringAndSize(data, &buf, &len) == 0) {
+        memcpy(p, buf, (size_t)len);
+    }
+}
+
 /* EventNotifier callbacks get the notifier, not an opaque: the package
  * registers one dispatcher that maps (address, role) to Python. */
 static PyObject *notifier_dispatch;
@@ -270,6 +336,8 @@ static char *aiolab_swig_rule_check(int rule, const char *func, void *ctx)
 %constant bool (*AIOLAB_SWIG_FD_POLL_CB)(void *) = aiolab_swig_fd_poll_cb;
 %constant void (*AIOLAB_SWIG_FD_POLL_READY_CB)(void *) =
     aiolab_swig_fd_poll_ready_cb;
+%constant void (*AIOLAB_SWIG_ATTACHED_CB)(AioContext *, void *) =
+    aiolab_swig_attached_cb;
 %constant void (*AIOLAB_SWIG_NOTIFIER_READ_CB)(EventNotifier *) =
     aiolab_swig_notifier_read_cb;
 %constant bool (*AIOLAB_SWIG_NOTIFIER_POLL_CB)(void *) =
@@ -286,6 +354,12 @@ void aiolab_swig_set_notifier_dispatch(PyObject *fn);
 unsigned long long aiolab_swig_addr(void *p);
 char *aiolab_swig_rule_check(int rule, const char *func, void *ctx);
 void aiolab_swig_trace(int phase, const char *name, int64_t arg);
+BlockDevOps *aiolab_swig_devops_new(void);
+void aiolab_swig_devops_free(BlockDevOps *ops);
+void *aiolab_swig_malloc(size_t n);
+void aiolab_swig_free(void *p);
+PyObject *aiolab_swig_read_mem(void *p, size_t n);
+void aiolab_swig_write_mem(void *p, PyObject *data);
 
 %pointer_functions(Error *, errorp);
 %pointer_functions(int64_t, int64p);
@@ -297,6 +371,9 @@ void aiolab_swig_trace(int phase, const char *name, int64_t arg);
 %array_functions(AiolabTraceThread, tracethread_array);
 %array_functions(AiolabCoroutineInfo, coroutineinfo_array);
 %array_functions(IOThread *, iothreadp_array);
+%array_functions(BlockDriverState *, bdrvp_array);
+%pointer_functions(QEMUIOVector, qiovp);
+%pointer_functions(AiolabTestDriverStats, testdrvstatsp);
 
 %include "../cffi/cdefs/error.h"
 %include "../cffi/cdefs/event_notifier.h"
@@ -310,3 +387,6 @@ void aiolab_swig_trace(int phase, const char *name, int64_t arg);
 %include "../cffi/cdefs/defer-call.h"
 %include "../cffi/cdefs/trace.h"
 %include "../cffi/cdefs/debug.h"
+%include "../cffi/cdefs/iov.h"
+%include "../cffi/cdefs/block.h"
+%include "../cffi/cdefs/block-backend.h"

@@ -72,8 +72,10 @@ def test_every_coroutine_fn_is_c_only(root):
     run on a C coroutine stack)."""
     only = c_only(root)
     inc = os.path.join(root, "c", "include", "aiolab")
-    for fn in os.listdir(inc):
-        text = open(os.path.join(inc, fn)).read()
+    headers = [os.path.join(d, f) for d, _, files in os.walk(inc)
+               for f in files if f.endswith(".h")]
+    for fn in headers:
+        text = open(fn).read()
         text = re.sub(r"typedef[^;]*;", "", text)
         for m in re.finditer(r"coroutine_fn\s+(\w+)\s*\(", text):
             assert m.group(1) in only, m.group(1)

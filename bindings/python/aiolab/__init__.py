@@ -22,6 +22,8 @@ from ._tasks import Future, Task, current_task, sleep
 from ._trace import (Trace, TraceEvent, Slice, mark, set_tracing, span,
                      trace)
 from ._asyncio import attach_to_asyncio
+from ._block import (BlockBackend, BlockDriverState, drain_all_begin,
+                     drain_all_end, drained_all, nodes)
 
 __version__ = _B.str(lib.aiolab_version())
 
@@ -49,4 +51,6 @@ __all__ = [
     "Task", "Future", "sleep", "current_task", "trace", "Trace",
     "TraceEvent", "Slice", "mark", "span", "set_tracing", "attach_to_asyncio",
     "dump_state", "checks_enabled", "lib", "BINDING", "CLOCKS", "SCALES",
+    "BlockBackend", "BlockDriverState", "drained_all", "drain_all_begin",
+    "drain_all_end", "nodes",
 ]

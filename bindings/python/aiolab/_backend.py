@@ -69,6 +69,13 @@ class _Cffi:
         self.FD_CBS = (lib._aiolab_fd_read_cb, lib._aiolab_fd_write_cb,
                        lib._aiolab_fd_poll_cb, lib._aiolab_fd_poll_ready_cb)
 
+        # An AioContext notifier: attached(ctx address), detach().
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_attached_cb(ctx, opaque):
+            ffi.from_handle(opaque)(int(ffi.cast("uintptr_t", ctx)))
+
+        self.ATTACHED_CB = lib._aiolab_attached_cb
+
         def addr(e):
             return int(ffi.cast("uintptr_t", e))
 
@@ -207,6 +214,37 @@ class _Cffi:
               "i": self.lib.aiolab_trace_mark}[phase]
         fn(n, arg)
 
+    # --- memory the C side reads or fills -----------------------------
+    def buffer(self, n):
+        """(pointer, keepalive) to n zeroed bytes."""
+        b = self.ffi.new("char[]", max(n, 1))
+        return b, b
+
+    def read_mem(self, p, n):
+        return bytes(self.ffi.buffer(p, n))
+
+    def write_mem(self, p, data):
+        self.ffi.memmove(p, data, len(data))
+
+    def new_qiov(self):
+        return self.ffi.new("QEMUIOVector *")
+
+    def new_devops(self):
+        """A BlockDevOps calling its opaque with roles READ (drained_begin),
+        WRITE (drained_end), POLL (drained_poll), POLL_READY (resize)."""
+        ops = self.ffi.new("BlockDevOps *")
+        ops.drained_begin, ops.drained_end, ops.drained_poll, \
+            ops.resize_cb = self.FD_CBS
+        return ops, ops
+
+    def test_driver_stats(self, bs):
+        st = self.ffi.new("AiolabTestDriverStats *")
+        if not self.lib.aiolab_test_driver_get_stats(bs, st):
+            return None
+        return {k: getattr(st, k) for k in (
+            "drain_count", "reads", "writes", "flushes", "other",
+            "drain_begins", "drain_ends")}
+
     def rule_check(self, rule, func, ctx):
         buf = self.ffi.new("char[]", 512)
         if self.lib.aiolab_rule_check(rule, self.s(func), ctx, buf, 512):
@@ -231,6 +269,7 @@ class _Swig:
         self.FD_CBS = (mod.AIOLAB_SWIG_FD_READ_CB, mod.AIOLAB_SWIG_FD_WRITE_CB,
                        mod.AIOLAB_SWIG_FD_POLL_CB,
                        mod.AIOLAB_SWIG_FD_POLL_READY_CB)
+        self.ATTACHED_CB = mod.AIOLAB_SWIG_ATTACHED_CB
         self.NOTIFIER_CBS = (mod.AIOLAB_SWIG_NOTIFIER_READ_CB,
                              mod.AIOLAB_SWIG_NOTIFIER_POLL_CB,
                              mod.AIOLAB_SWIG_NOTIFIER_POLL_READY_CB,
@@ -310,6 +349,7 @@ class _Swig:
         "AiolabTraceThread": "tracethread_array",
         "AiolabCoroutineInfo": "coroutineinfo_array",
         "IOThread *": "iothreadp_array",
+        "BlockDriverState *": "bdrvp_array",
     }
 
     def array(self, ctype, n):
@@ -329,6 +369,35 @@ class _Swig:
 
     def trace(self, phase, name, arg):
         self.lib.aiolab_swig_trace(ord(phase), name, arg)
+
+    def buffer(self, n):
+        p = self.lib.aiolab_swig_malloc(max(n, 1))
+        return p, _SwigOwned(p, self.lib.aiolab_swig_free)
+
+    def read_mem(self, p, n):
+        return self.lib.aiolab_swig_read_mem(_raw(p), n)
+
+    def write_mem(self, p, data):
+        self.lib.aiolab_swig_write_mem(_raw(p), bytes(data))
+
+    def new_qiov(self):
+        return _SwigOwned(self.lib.new_qiovp(), self.lib.delete_qiovp)
+
+    def new_devops(self):
+        ops = self.lib.aiolab_swig_devops_new()
+        return ops, _SwigOwned(ops, self.lib.aiolab_swig_devops_free)
+
+    def test_driver_stats(self, bs):
+        p = self.lib.new_testdrvstatsp()
+        try:
+            if not self.lib.aiolab_test_driver_get_stats(bs, p):
+                return None
+            st = self.lib.testdrvstatsp_value(p)
+            return {k: getattr(st, k) for k in (
+                "drain_count", "reads", "writes", "flushes", "other",
+                "drain_begins", "drain_ends")}
+        finally:
+            self.lib.delete_testdrvstatsp(p)
 
     def rule_check(self, rule, func, ctx):
         return self.lib.aiolab_swig_rule_check(rule, func, _raw(ctx))

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import types
+import weakref
 
 from ._backend import (B, lib, raw, READ, POLL, POLL_READY, POLL_BEGIN,
                        POLL_END, WRITE)
@@ -108,6 +109,7 @@ def check_int(value, what, minimum=None, maximum=None):
     return value
 
 
+_contexts = weakref.WeakValueDictionary()   # address -> AioContext
 _notifiers = {}                 # address -> EventNotifier, for callbacks
 _notifiers_lock = threading.Lock()
 
@@ -153,6 +155,7 @@ class AioContext:
         return self
 
     def _init(self, ptr, owned):
+        _contexts[B.addr(ptr)] = self
         self._ptr = ptr
         self._owned = owned
         self._lock = threading.Lock()
@@ -174,10 +177,12 @@ class AioContext:
 
     @property
     def closed(self):
+        """True once close() has freed the context."""
         return self._ptr is None
 
     @property
     def name(self):
+        """The context's name, shown in traces and the dump ('main', 'IO io0', ...)."""
         return B.str(lib.aiolab_aio_context_get_name(self._live()))
 
     @name.setter
@@ -364,6 +369,7 @@ class AioContext:
         self.set_fd_handler(fd, read=fn, write=old and old.write)
 
     def remove_reader(self, fd):
+        """Stop watching fd for reading."""
         fd = _fileno(fd)
         old = self._fds.get(fd)
         self.set_fd_handler(fd, read=None, write=old and old.write)
@@ -375,6 +381,7 @@ class AioContext:
         self.set_fd_handler(fd, read=old and old.read, write=fn)
 
     def remove_writer(self, fd):
+        """Stop watching fd for writing."""
         fd = _fileno(fd)
         old = self._fds.get(fd)
         self.set_fd_handler(fd, read=old and old.read, write=None)
@@ -406,6 +413,7 @@ class AioContext:
 
     @property
     def poll_params(self):
+        """(poll-max-ns, poll-grow, poll-shrink) of this context."""
         ptrs = [B.int64p() for _ in range(3)]
         lib.aiolab_aio_context_get_poll_params(self._live(), *ptrs)
         return tuple(B.int64_value(p) for p in ptrs)
@@ -427,6 +435,7 @@ class AioContext:
         call_errp(lib.aiolab_aio_context_set_fdmon, self._live(), B.s(name))
 
     def set_thread_pool_params(self, min, max):
+        """Bounds of this context's thread pool (thread-pool-min/-max)."""
         check_int(min, "min")
         check_int(max, "max")
         call_errp(lib.aio_context_set_thread_pool_params, self._live(), min,
@@ -475,16 +484,19 @@ class AioContext:
         return lib.aio_context_get_fd(ptr)
 
     def prepare(self):
+        """aio_context_prepare(): announce a wait; ns until the next timer, -1 for none, 0 if work is ready.  Home thread only."""
         ptr = self._live()
         check_rule(RULE_HOME_THREAD, "aio_context_prepare", ptr)
         return lib.aio_context_prepare(ptr)
 
     def check(self):
+        """aio_context_check(): withdraw the announcement; True if dispatch() has work.  Home thread only."""
         ptr = self._live()
         check_rule(RULE_HOME_THREAD, "aio_context_check", ptr)
         return lib.aio_context_check(ptr)
 
     def dispatch(self):
+        """aio_context_dispatch(): run ready BHs, handlers and timers.  Home thread only."""
         ptr = self._live()
         check_rule(RULE_HOME_THREAD, "aio_context_dispatch", ptr)
         lib.aio_context_dispatch(ptr)
@@ -539,6 +551,20 @@ class AioContext:
         """Let SIGINT wake a blocking poll in the main thread at once."""
         if threading.current_thread() is threading.main_thread():
             self._sigwake = _SigWake(self)
+
+
+def context_for(ptr):
+    """The AioContext object for a C pointer (or its address, from a C
+    callback): the one Python already has, or a new, unowned wrapper."""
+    if ptr is None or (not isinstance(ptr, int) and B.is_null(ptr)):
+        return None
+    addr = ptr if isinstance(ptr, int) else B.addr(ptr)
+    ctx = _contexts.get(addr)
+    if ctx is not None and ctx._ptr is not None:
+        return ctx
+    if isinstance(ptr, int):
+        raise Error(f"no Python object for AioContext at 0x{addr:x}")
+    return AioContext._wrap(ptr)
 
 
 def _swig_pool_stats(ptr):
@@ -636,6 +662,7 @@ class BH:
 
     @property
     def deleted(self):
+        """True once delete() was called."""
         return self._ptr is None
 
     def __repr__(self):
@@ -698,6 +725,7 @@ class Timer:
 
     @property
     def pending(self):
+        """Is the timer armed?"""
         return lib.timer_pending(self._live())
 
     @property
@@ -758,6 +786,7 @@ class EventNotifier:
         return bool(lib.event_notifier_test_and_clear(self._live()))
 
     def fileno(self):
+        """The eventfd, to poll for readability."""
         return lib.event_notifier_get_fd(self._live())
 
     def _dispatch(self, role):

@@ -43,10 +43,12 @@ class Future:
         self._callbacks = []
 
     def done(self):
+        """Has a result or an exception been set?"""
         with self._lock:
             return self._done
 
     def result(self):
+        """The result; raises the exception, or Error if not ready."""
         with self._lock:
             if not self._done:
                 raise Error("the result is not ready yet")
@@ -55,6 +57,7 @@ class Future:
             return self._result
 
     def exception(self):
+        """The exception, or None; Error if not ready."""
         with self._lock:
             if not self._done:
                 raise Error("the result is not ready yet")
@@ -70,9 +73,11 @@ class Future:
             cb(self)
 
     def set_result(self, result):
+        """Complete with a result (any thread)."""
         self._finish(result, None)
 
     def set_exception(self, exc):
+        """Complete with an exception (any thread)."""
         if not isinstance(exc, BaseException):
             raise TypeError("set_exception() needs an exception")
         self._finish(None, exc)
@@ -145,10 +150,12 @@ class Task(Future):
         awaited.add_done_callback(self._wakeup)
 
     def result(self):
+        """The task's return value; raises its exception, or Error if not done."""
         self._retrieved = True
         return super().result()
 
     def exception(self):
+        """The exception the task raised, or None; Error if not done."""
         self._retrieved = True
         return super().exception()
 

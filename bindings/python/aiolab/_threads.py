@@ -25,6 +25,7 @@ def bql_lock():
 
 
 def bql_unlock():
+    """Release the BQL (the calling thread must hold it)."""
     check_rule(RULE_BQL_HELD, "bql_unlock")
     lib.bql_unlock()
 
@@ -61,6 +62,7 @@ def bql_stats():
 
 
 def bql_stats_reset():
+    """Zero every thread's BQL statistics."""
     lib.aiolab_bql_reset_stats()
 
 
@@ -201,6 +203,7 @@ class IOThread:
 
     @property
     def aio_max_batch(self):
+        """aio-max-batch: the largest io_uring submission batch (0 = default)."""
         return self._get("aio-max-batch")
 
     @aio_max_batch.setter
@@ -211,6 +214,7 @@ class IOThread:
 
     @property
     def thread_pool_min(self):
+        """thread-pool-min of the IOThread's context."""
         return self._get("thread-pool-min")
 
     @thread_pool_min.setter
@@ -219,6 +223,7 @@ class IOThread:
 
     @property
     def thread_pool_max(self):
+        """thread-pool-max of the IOThread's context."""
         return self._get("thread-pool-max")
 
     @thread_pool_max.setter
@@ -226,6 +231,7 @@ class IOThread:
         self.set_thread_pool(self.thread_pool_min, v)
 
     def set_thread_pool(self, min, max):
+        """Set thread-pool-min and thread-pool-max together."""
         check_int(min, "thread_pool_min")
         check_int(max, "thread_pool_max")
         with bql():

@@ -88,6 +88,7 @@ class Trace:
         return sorted(out, key=lambda s: s.start_ns)
 
     def count(self, name, phase=None):
+        """How many captured events are called name (and have phase, if given)."""
         return sum(1 for e in self.events
                    if e.name == name and (phase is None or e.phase == phase))
 
@@ -122,6 +123,7 @@ def trace():
 
 
 def set_tracing(enabled):
+    """Turn recording on or off for every thread (aiolab_trace_set_enabled)."""
     lib.aiolab_trace_set_enabled(bool(enabled))
 
 
