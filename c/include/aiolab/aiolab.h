@@ -24,6 +24,7 @@
 #include <aiolab/iov.h>
 #include <aiolab/block.h>
 #include <aiolab/block-backend.h>
+#include <aiolab/blockjob.h>
 #include <aiolab/iov.h>
 #include <aiolab/block.h>
 #include <aiolab/block-backend.h>

@@ -54,7 +54,10 @@
 
 typedef struct VirtIOBlock VirtIOBlock;
 
-/* The -drive rerror=/werror= choices (QAPI BlockdevOnError), QEMU's order. */
+/* The -drive rerror=/werror= choices (QAPI BlockdevOnError), QEMU's order.
+ * aiolab/blockjob.h defines the same two enums (jobs' on-error options). */
+#ifndef AIOLAB_BLOCKDEV_ON_ERROR_DEFINED
+#define AIOLAB_BLOCKDEV_ON_ERROR_DEFINED
 typedef enum BlockdevOnError {
     BLOCKDEV_ON_ERROR_REPORT,   /* complete the request with IOERR */
     BLOCKDEV_ON_ERROR_IGNORE,   /* pretend it worked: status OK */
@@ -69,6 +72,7 @@ typedef enum BlockErrorAction {
     BLOCK_ERROR_ACTION_REPORT,
     BLOCK_ERROR_ACTION_STOP,
 } BlockErrorAction;
+#endif
 
 /** One item of iothread-vq-mapping (QAPI IOThreadVirtQueueMapping). */
 typedef struct IOThreadVirtQueueMapping {
