@@ -471,6 +471,52 @@ static void test_inflight_pop_head(void)
     teardown();
 }
 
+/* The same-process driver's managed mode: descriptors come back to the
+ * free list whatever order the device completes chains in. */
+static void test_driver_free_list(void)
+{
+    AiolabVringBuf b[QSIZE];
+    VirtQueueElement *e[3];
+    int heads[3], lens[3] = { 7, 4, 5 };
+    uint32_t id, len;
+
+    setup();
+    for (int i = 0; i < QSIZE; i++) {
+        b[i] = (AiolabVringBuf){ BUF_BASE + 64 * i, 16, i >= 3 };
+    }
+    for (int i = 0; i < 3; i++) {
+        heads[i] = aiolab_vring_add_chain(&env.vr, b, lens[i]);
+        ASSERT_GE(heads[i], 0);
+    }
+    ASSERT_EQ(aiolab_vring_add_chain(&env.vr, b, 1), -ENOSPC);
+    for (int i = 0; i < 3; i++) {
+        e[i] = virtqueue_pop(env.vq, sizeof(VirtQueueElement));
+        ASSERT_EQ(e[i]->index, heads[i]);
+        ASSERT_EQ(e[i]->out_num + e[i]->in_num, lens[i]);
+    }
+    for (int k = 0; k < 3; k++) {
+        int i = (k + 1) % 3;            /* 1, 2, 0 */
+
+        virtqueue_push(env.vq, e[i], i);
+        free(e[i]);
+        ASSERT_TRUE(aiolab_vring_get_used(&env.vr, &id, &len));
+        ASSERT_EQ(id, heads[i]);
+        ASSERT_EQ(len, i);
+    }
+    ASSERT_EQ(env.vr.num_free, QSIZE);
+    ASSERT_GE(aiolab_vring_add_chain(&env.vr, b, QSIZE), 0);
+    e[0] = virtqueue_pop(env.vq, sizeof(VirtQueueElement));
+    ASSERT_EQ(e[0]->out_num, 3);
+    ASSERT_EQ(e[0]->in_num, QSIZE - 3);
+    for (int i = 0; i < QSIZE; i++) {
+        uint64_t a = i < 3 ? e[0]->out_addr[i] : e[0]->in_addr[i - 3];
+
+        ASSERT_EQ(a, BUF_BASE + 64 * i);
+    }
+    free(e[0]);
+    teardown();
+}
+
 /* ------------------------------------------------------------------------
  * Section 13.1: each violation breaks the device
  * ------------------------------------------------------------------------ */
@@ -823,6 +869,7 @@ static const TestCase tests[] = {
     { "/virtqueue/unpop-detach-fill-flush", test_unpop_detach },
     { "/virtqueue/vring-base-enable", test_vring_base },
     { "/virtqueue/inflight-hooks-pop-head", test_inflight_pop_head },
+    { "/virtqueue/driver-free-list", test_driver_free_list },
     { "/virtqueue/bad/zero-len", test_bad_zero_len },
     { "/virtqueue/bad/out-after-in", test_bad_order },
     { "/virtqueue/bad/loop", test_bad_loop },

@@ -41,7 +41,7 @@ CFLAGS = ["-std=gnu11", "-O1", "-g", "-fno-omit-frame-pointer",
 HAVE_URING = os.path.exists("/usr/include/liburing.h")
 if HAVE_URING:
     CFLAGS.append("-DCONFIG_LIBURING=1")
-LIBS = ["-lpthread"] + (["-luring"] if HAVE_URING else [])
+LIBS = ["-lpthread", "-lm"] + (["-luring"] if HAVE_URING else [])
 # Each target runs this long at most per input before it counts as a hang.
 PER_INPUT_TIMEOUT = 25
 
