@@ -296,37 +296,40 @@ static void complete_one(CPUState *cpu, GuestReq *r)
 static int reap(CPUState *cpu, bool failed)
 {
     Workload *w = &cpu->wl;
-    GuestReq *done[1024];
+    GuestReq *done[1024], *lost[1024];
     int64_t now = vcpu_vclock();
     unsigned i;
-    int n = 0, k;
+    int n = 0, n_lost = 0, k;
 
     guest_collect(cpu, w->q);
+    /* done is written by whichever vCPU collects: read it under the lock */
     pthread_mutex_lock(&w->q->lock);
     for (i = 0; i < w->conf.iodepth && n < 1024; i++) {
         GuestReq *r = &w->reqs[i];
-        if (r->in_flight && r->done) {
+        if (!r->in_flight) {
+            continue;
+        }
+        if (r->done) {
             done[n++] = r;
+        } else if (failed || now - r->submit_vns > w->conf.timeout_ns) {
+            lost[n_lost++] = r;
         }
     }
     pthread_mutex_unlock(&w->q->lock);
     for (k = 0; k < n; k++) {
         complete_one(cpu, done[k]);
     }
-    for (i = 0; i < w->conf.iodepth; i++) {
-        GuestReq *r = &w->reqs[i];
-        if (r->in_flight && !r->done &&
-            (failed || now - r->submit_vns > w->conf.timeout_ns)) {
-            /* Never reused: the device might still write into it. */
-            r->in_flight = false;
-            r->lost = true;
-            w->in_flight--;
-            guest_stats_add(cpu, &cpu->stats.lost, 1);
-            note_error(cpu, "%s at offset %" PRIu64 " lost (%s)",
-                       r->is_write ? "write" : "read",
-                       block_offset(w, r->block),
-                       failed ? "the device needs a reset" : "timed out");
-        }
+    for (k = 0; k < n_lost; k++) {
+        GuestReq *r = lost[k];
+
+        /* Never reused: the device might still write into it. */
+        r->in_flight = false;
+        r->lost = true;
+        w->in_flight--;
+        guest_stats_add(cpu, &cpu->stats.lost, 1);
+        note_error(cpu, "%s at offset %" PRIu64 " lost (%s)",
+                   r->is_write ? "write" : "read", block_offset(w, r->block),
+                   failed ? "the device needs a reset" : "timed out");
     }
     return n;
 }
