@@ -552,6 +552,15 @@ static void machine_go_bh(void *opaque)
 
     aiolab_bql_reset_stats();
     machine_stats_start(m);
+    for (i = 0; i < m->conf.smp; i++) {
+        CPUState *cpu = m->cpus[i];
+
+        /* vCPU 0's boot exits are not part of its workload */
+        pthread_mutex_lock(&cpu->stats_lock);
+        cpu->stats.mmio_exits = cpu->stats.kicks = 0;
+        cpu->stats.kicks_suppressed = cpu->stats.interrupts = 0;
+        pthread_mutex_unlock(&cpu->stats_lock);
+    }
     qatomic_set(&m->measure_vns, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) | 1);
     aiolab_trace_mark("measurement begins", 0);
     /* Pairs with the load-acquire in vcpu_exec(). */
