@@ -222,7 +222,8 @@ AIOLAB_API bool aiolab_machine_start(AiolabMachine *m, bool autostart,
  */
 AIOLAB_API void aiolab_machine_free(AiolabMachine *m);
 
-/** aiolab_machine_get_current: the machine, or NULL.  Any thread. */
+/** aiolab_machine_get_current: the machine, or NULL.
+ * Context: any thread. */
 AIOLAB_API AiolabMachine *aiolab_machine_get_current(void);
 
 /**
@@ -253,12 +254,14 @@ AIOLAB_API int vm_stop(RunState state);
  */
 AIOLAB_API void vm_shutdown(void);
 
-/** runstate_get / runstate_is_running: the run state.  Any thread. */
+/** runstate_get / runstate_is_running: the run state.
+ * Context: any thread. */
 AIOLAB_API RunState runstate_get(void);
 AIOLAB_API bool runstate_is_running(void);
-/** aiolab_runstate_name: "running" etc.  Any thread. */
+/** aiolab_runstate_name: "running" etc.  Context: any thread. */
 AIOLAB_API const char *aiolab_runstate_name(RunState state);
-/** aiolab_shutdown_cause_name: "guest-shutdown" etc.  Any thread. */
+/** aiolab_shutdown_cause_name: "guest-shutdown" etc.
+ * Context: any thread. */
 AIOLAB_API const char *aiolab_shutdown_cause_name(ShutdownCause cause);
 
 /**
@@ -323,22 +326,23 @@ AIOLAB_API void aiolab_machine_set_event_handler(AiolabMachine *m,
  * Inspection: any thread, snapshots (the QMP queries and the report)
  * --------------------------------------------------------------------- */
 
-/** aiolab_machine_get_smp: vCPUs.  Any thread. */
+/** aiolab_machine_get_smp: vCPUs.  Context: any thread. */
 AIOLAB_API int aiolab_machine_get_smp(AiolabMachine *m);
-/** aiolab_machine_get_ram_size: bytes of guest RAM.  Any thread. */
+/** aiolab_machine_get_ram_size: bytes of guest RAM.
+ * Context: any thread. */
 AIOLAB_API uint64_t aiolab_machine_get_ram_size(AiolabMachine *m);
 /** aiolab_machine_get_vcpu_thread_id: vCPU @i's kernel tid (0 before it
- * runs).  Any thread. */
+ * runs).  Context: any thread. */
 AIOLAB_API int aiolab_machine_get_vcpu_thread_id(AiolabMachine *m, int i);
 
 /** aiolab_machine_num_devices / _get_device / _device_id /
- * _device_blk: the devices in creation order.  Any thread. */
+ * _device_blk: the devices in creation order.  Context: any thread. */
 AIOLAB_API int aiolab_machine_num_devices(AiolabMachine *m);
 AIOLAB_API VirtIOBlock *aiolab_machine_get_device(AiolabMachine *m, int i);
 AIOLAB_API const char *aiolab_machine_device_id(AiolabMachine *m, int i);
 AIOLAB_API BlockBackend *aiolab_machine_device_blk(AiolabMachine *m, int i);
 /** aiolab_machine_device_iothread: the device's iothread= (or NULL).
- * Any thread. */
+ * Context: any thread. */
 AIOLAB_API const char *aiolab_machine_device_iothread(AiolabMachine *m,
                                                       int i);
 
@@ -381,8 +385,9 @@ typedef struct AiolabWorkloadStats {
 
 /**
  * aiolab_machine_get_workload_stats: vCPU @vcpu's statistics into @out.
- * Returns: false if there is no such vCPU.  Any thread (a snapshot:
- * consistent once the vCPU has finished or is stopped).
+ * Returns: false if there is no such vCPU.
+ * Context: any thread (a snapshot: consistent once the vCPU has finished
+ * or is stopped).
  */
 AIOLAB_API bool aiolab_machine_get_workload_stats(AiolabMachine *m, int vcpu,
                                                   AiolabWorkloadStats *out);
@@ -406,13 +411,15 @@ AIOLAB_API size_t aiolab_machine_get_thread_cpu(AiolabMachine *m,
 
 /**
  * aiolab_machine_get_measure_ns: guest time since the measurement began
- * (0 before), frozen while stopped.  Any thread.
+ * (0 before), frozen while stopped.
+ * Context: any thread.
  */
 AIOLAB_API int64_t aiolab_machine_get_measure_ns(AiolabMachine *m);
 
 /**
  * aiolab_machine_guest_done: has every vCPU with an I/O workload
- * finished?  Any thread.
+ * finished?
+ * Context: any thread.
  */
 AIOLAB_API bool aiolab_machine_guest_done(AiolabMachine *m);
 
