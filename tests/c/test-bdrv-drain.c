@@ -486,7 +486,7 @@ static const BlockDevOps job_dev_ops = {
     .drained_end = job_drained_end,
 };
 
-static void coroutine_fn job_pause_point(TestJob *job)
+static void coroutine_fn consumer_pause_point(TestJob *job)
 {
     pthread_mutex_lock(&job->lock);
     while (job->pause_count > 0) {
@@ -518,7 +518,7 @@ static void coroutine_fn job_entry(void *opaque)
         __atomic_fetch_add(&job->n, 1, __ATOMIC_SEQ_CST);
         aio_wait_kick();
         qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, 1000000);
-        job_pause_point(job);
+        consumer_pause_point(job);
     }
     __atomic_store_n(&job->busy, false, __ATOMIC_SEQ_CST);
     __atomic_store_n(&job->done, true, __ATOMIC_SEQ_CST);
@@ -535,7 +535,7 @@ static BlockBackend *job_blk(TestJob *job, BlockDriverState *bs)
     return blk;
 }
 
-static int job_get(TestJob *job, int *field)
+static int consumer_get(TestJob *job, int *field)
 {
     int v;
 
@@ -604,21 +604,21 @@ static void test_consumer_common(enum drain_type drain_type,
         BlockDriverState *drain_bs = drain_node == 0 ? src :
                                      drain_node == 1 ? src_backing : target;
 
-        ASSERT_EQ(job_get(&job, &job.pause_count), 0);
+        ASSERT_EQ(consumer_get(&job, &job.pause_count), 0);
         ASSERT_FALSE(job_paused(&job));
 
         do_drain_begin(drain_type, drain_bs);
         /* drain_all: the job's two nodes each drained; a drain: one,
          * also when the drained node is below the job's (src-backing):
          * propagation goes up. */
-        ASSERT_EQ(job_get(&job, &job.pause_count),
+        ASSERT_EQ(consumer_get(&job, &job.pause_count),
                   drain_type == BDRV_DRAIN_ALL ? 2 : 1);
         ASSERT_TRUE(job_paused(&job));
         ASSERT_FALSE(__atomic_load_n(&job.busy, __ATOMIC_SEQ_CST));
         ASSERT_EQ(blk_get_in_flight(job.blk_src), 0);
 
         do_drain_end(drain_type, drain_bs);
-        ASSERT_EQ(job_get(&job, &job.pause_count), 0);
+        ASSERT_EQ(consumer_get(&job, &job.pause_count), 0);
         /* drained_end never polls: the job resumes in its own time. */
         AIO_WAIT_WHILE(NULL, job_paused(&job));
         ASSERT_TRUE(__atomic_load_n(&job.busy, __ATOMIC_SEQ_CST) ||
