@@ -507,7 +507,10 @@ static void coroutine_fn blk_wait_while_drained(BlockBackend *blk)
 {
     BlkParked p;
 
-    if (!qatomic_read(&blk->quiesce_counter) ||
+    /* Acquire: pairs with the RMW in blk_root_drained_end(), so a request
+     * that starts after a drained section sees the graph changes made in
+     * it (the edge it is about to read). */
+    if (!qatomic_load_acquire(&blk->quiesce_counter) ||
         qatomic_read(&blk->disable_request_queuing)) {
         return;
     }

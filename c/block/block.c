@@ -313,6 +313,26 @@ out:
     return bs;
 }
 
+/*
+ * QEMU's bdrv_new_open_driver(): a node of @drv, which users cannot open
+ * by name (a job's filter: the mirror's "mirror_top").  @options as for
+ * bdrv_open(), without "driver".
+ */
+BlockDriverState *bdrv_new_open_driver(const BlockDriver *drv,
+                                       const char *options, int flags,
+                                       Error **errp)
+{
+    BlockOpts opts = { 0 };
+    BlockDriverState *bs = NULL;
+
+    GLOBAL_STATE_CODE();
+    if (!options || block_opts_parse(&opts, options, errp)) {
+        bs = bdrv_open_common(drv, &opts, flags, errp);
+    }
+    block_opts_free(&opts);
+    return bs;
+}
+
 void bdrv_ref(BlockDriverState *bs)
 {
     GLOBAL_STATE_CODE();

@@ -207,6 +207,9 @@ struct BlockDriverState {
 
 /* block.c */
 BlockDriverState *bdrv_new(void);
+BlockDriverState *bdrv_new_open_driver(const BlockDriver *drv,
+                                       const char *options, int flags,
+                                       Error **errp);
 BdrvChild *bdrv_attach_child_common(BlockDriverState *child_bs,
                                     const char *child_name,
                                     const BdrvChildClass *klass,
