@@ -153,7 +153,7 @@ int main(int argc, char **argv)
     }
     monitor_wait_clients();
     if (!aiolab_machine_start(m, !o.freeze, &err)) {
-        vm_error_err("-m", NULL, err);
+        vm_error_err("-m", o.ram_arg, err);
         monitor_cleanup();
         return 1;
     }

@@ -209,6 +209,7 @@ bool vm_parse_args(int argc, char **argv, VmOptions *o, bool *exit_now)
     memset(o, 0, sizeof(*o));
     o->smp = 1;
     o->ram_size = 128ull << 20;
+    o->ram_arg = "128M";
     *exit_now = false;
     for (i = 1; i < argc; i++) {
         const char *opt = argv[i], *arg = NULL;
@@ -248,6 +249,7 @@ bool vm_parse_args(int argc, char **argv, VmOptions *o, bool *exit_now)
             if (!parse_mem(arg, &o->ram_size)) {
                 return false;
             }
+            o->ram_arg = arg;
         } else if (!strcmp(name, "-object")) {
             if (!push(o->objects, &o->n_objects, name, arg)) {
                 return false;

@@ -18,6 +18,7 @@
 typedef struct VmOptions {
     int smp;
     uint64_t ram_size;
+    const char *ram_arg;        /* -m's argument, for messages */
     bool json;                  /* -json: the report as JSON */
     bool freeze;                /* -S */
     bool no_shutdown;           /* -no-shutdown */
