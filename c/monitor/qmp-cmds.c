@@ -43,9 +43,7 @@ static bool qmp_stop(json_t *args, json_t **ret, QapiErrorClass *cls,
     if (!need_machine(cls, errp)) {
         return false;
     }
-    if (runstate_get() != RUN_STATE_PRELAUNCH) {
-        vm_stop(RUN_STATE_PAUSED);
-    }
+    vm_stop(RUN_STATE_PAUSED);      /* nothing changes unless running */
     return true;
 }
 

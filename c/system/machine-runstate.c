@@ -115,7 +115,7 @@ static int do_vm_stop(RunState state, bool send_stop)
         return 0;
     }
     if (!runstate_is_running()) {
-        runstate_set(m, state);
+        bdrv_drain_all();           /* already stopped: the state stays */
         return 0;
     }
     pause_all_vcpus(m);

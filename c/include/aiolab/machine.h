@@ -240,8 +240,8 @@ AIOLAB_API void vm_start(void);
  * vm_stop: stop: every vCPU leaves guest code and parks (waited for with
  * the BQL dropped, as pause_all_vcpus does), cpu_disable_ticks(), run
  * state @state, the VM-state handlers (ioeventfd stops, which drains),
- * STOP event, then bdrv_drain_all().  If already stopped, only the state
- * changes.  Returns: 0.
+ * STOP event, then bdrv_drain_all().  If the VM is not running, the
+ * state stays what it is (QEMU stops live states only).  Returns: 0.
  * Context: main loop, BQL held; not from a vCPU thread (use
  * qemu_system_vmstop_request()).
  */
