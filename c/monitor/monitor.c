@@ -59,6 +59,7 @@ struct QmpListener {
 
 static QmpListener *listeners;
 static QmpClient *clients;
+static bool job_listener;
 
 /* --- output ----------------------------------------------------------- */
 
@@ -262,11 +263,12 @@ static bool check_args(const QmpCommand *cmd, json_t *args, Error **errp)
 
 const QmpCommand *qmp_find_command(const char *name)
 {
-    const QmpCommand *tables[] = { qmp_machine_commands, qmp_block_commands };
+    const QmpCommand *tables[] = { qmp_machine_commands, qmp_block_commands,
+                                   qmp_job_commands };
     size_t t;
     int i;
 
-    for (t = 0; t < 2; t++) {
+    for (t = 0; t < 3; t++) {
         for (i = 0; tables[t][i].name; i++) {
             if (!strcmp(tables[t][i].name, name)) {
                 return &tables[t][i];
@@ -527,6 +529,10 @@ bool monitor_init_qmp(const char *spec, Error **errp)
         }
         return false;
     }
+    if (!job_listener) {
+        aiolab_job_add_event_listener(monitor_job_event, NULL);
+        job_listener = true;
+    }
     l = calloc(1, sizeof(*l));
     l->fd = fd;
     l->path = strdup(sa.sun_path);
@@ -575,5 +581,9 @@ void monitor_cleanup(void)
         listeners = l->next;
         free(l->path);
         free(l);
+    }
+    if (job_listener) {
+        aiolab_job_remove_event_listener(monitor_job_event, NULL);
+        job_listener = false;
     }
 }

@@ -57,7 +57,7 @@ typedef bool QmpCommandFunc(json_t *args, json_t **ret,
 typedef struct QmpCommand {
     const char *name;
     QmpCommandFunc *fn;
-    const char *params[12];
+    const char *params[16];
 } QmpCommand;
 
 /**
@@ -103,13 +103,22 @@ void monitor_machine_event(void *opaque, const AiolabMachineEvent *ev);
 
 /**
  * qmp_find_command: the command called @name, or NULL.  The tables are
- * qmp_machine_commands (qmp-cmds.c) and qmp_block_commands
- * (qmp-block.c), each ending with a NULL name.
+ * qmp_machine_commands (qmp-cmds.c), qmp_block_commands (qmp-block.c)
+ * and qmp_job_commands (qmp-jobs.c), each ending with a NULL name.
  * Context: any thread.
  */
 const QmpCommand *qmp_find_command(const char *name);
 extern const QmpCommand qmp_machine_commands[];
 extern const QmpCommand qmp_block_commands[];
+extern const QmpCommand qmp_job_commands[];
+
+/**
+ * monitor_job_event: an AiolabJobEventFunc that sends JOB_STATUS_CHANGE,
+ * BLOCK_JOB_READY, BLOCK_JOB_COMPLETED, BLOCK_JOB_CANCELLED and
+ * BLOCK_JOB_ERROR; monitor_init_qmp() registers it.
+ * Context: main loop, BQL held.
+ */
+void monitor_job_event(const AiolabJobEvent *ev, void *opaque);
 
 /**
  * monitor_dispatch: run one parsed QMP input and return the response

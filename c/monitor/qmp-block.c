@@ -2,8 +2,8 @@
 /*
  * monitor/qmp-block.c - QMP commands about the block layer (QEMU's
  * block/qapi.c, blockdev.c, block/monitor/block-hmp-cmds.c' QMP side):
- * query-block, query-named-block-nodes, blockdev-add,
- * x-blockdev-set-iothread, and the block-job commands.
+ * query-block, query-named-block-nodes, blockdev-add and
+ * x-blockdev-set-iothread (the block jobs are in qmp-jobs.c).
  *
  * x-blockdev-set-iothread is the lesson of chapter 8 over QMP: it moves
  * a node that no device holds (and everything connected to it) to
@@ -227,47 +227,6 @@ static bool qmp_x_blockdev_set_iothread(json_t *args, json_t **ret,
     return bdrv_try_change_aio_context(bs, ctx, NULL, errp) == 0;
 }
 
-/* --- block jobs ------------------------------------------------------ */
-
-/*
- * The mirror job (c/block/mirror.c, issue 5) has not landed: these say
- * so instead of pretending.
- */
-static bool no_mirror(const char *cmd, Error **errp)
-{
-    error_setg(errp, "%s: block jobs are not available yet (the mirror job, "
-               "c/block/mirror.c, has not landed in this tree)", cmd);
-    return false;
-}
-
-static bool qmp_blockdev_mirror(json_t *args, json_t **ret,
-                                QapiErrorClass *cls, Error **errp)
-{
-    return no_mirror("blockdev-mirror", errp);
-}
-
-static bool qmp_query_block_jobs(json_t *args, json_t **ret,
-                                 QapiErrorClass *cls, Error **errp)
-{
-    *ret = json_array();
-    return true;
-}
-
-static bool qmp_block_job_complete(json_t *args, json_t **ret,
-                                   QapiErrorClass *cls, Error **errp)
-{
-    *cls = ERROR_CLASS_DEVICE_NOT_ACTIVE;
-    error_setg(errp, "Block job '%s' not found",
-               json_string_value(json_object_get(args, "device")));
-    return false;
-}
-
-static bool qmp_block_job_cancel(json_t *args, json_t **ret,
-                                 QapiErrorClass *cls, Error **errp)
-{
-    return qmp_block_job_complete(args, ret, cls, errp);
-}
-
 const QmpCommand qmp_block_commands[] = {
     { "query-block", qmp_query_block, { NULL } },
     { "query-named-block-nodes", qmp_query_named_block_nodes,
@@ -275,11 +234,5 @@ const QmpCommand qmp_block_commands[] = {
     { "blockdev-add", qmp_blockdev_add, { "driver:s", "*", NULL } },
     { "x-blockdev-set-iothread", qmp_x_blockdev_set_iothread,
       { "node-name:s", "iothread:n", "force:b?", NULL } },
-    { "blockdev-mirror", qmp_blockdev_mirror,
-      { "job-id:s?", "device:s", "target:s", "sync:s", "*", NULL } },
-    { "query-block-jobs", qmp_query_block_jobs, { NULL } },
-    { "block-job-complete", qmp_block_job_complete, { "device:s", NULL } },
-    { "block-job-cancel", qmp_block_job_cancel,
-      { "device:s", "force:b?", NULL } },
     { NULL },
 };

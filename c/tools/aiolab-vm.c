@@ -113,6 +113,7 @@ static void teardown(AiolabMachine *m)
     IOThread *its[64];
     size_t n, i;
 
+    job_cancel_sync_all();          /* as QEMU's qemu_cleanup() */
     monitor_cleanup();
     aiolab_machine_free(m);
     monitor_release_nodes();

@@ -329,12 +329,34 @@ def test_mirror(env):
         p.communicate(timeout=20)
         raise runner.Skip("the mirror job has not landed")
     assert "error" not in r, r
-    q.wait_event("BLOCK_JOB_READY", timeout=20)
+    expect_error(q, "GenericError", "Parameter 'sync' does not accept value "
+                 "'most'", "blockdev-mirror", device="disk0", target="tgt",
+                 sync="most")
+    expect_error(q, "GenericError", "Cannot find device='nope' nor "
+                 "node-name='nope'", "blockdev-mirror", device="nope",
+                 target="tgt", sync="full")
+    expect_error(q, "DeviceNotActive", "Block job 'm9' not found",
+                 "block-job-complete", device="m9")
+    ev = q.wait_event("BLOCK_JOB_READY", timeout=20)
+    assert ev["data"]["device"] == "m0" and ev["data"]["type"] == "mirror"
     jobs = q.execute("query-block-jobs")
     assert jobs[0]["device"] == "m0" and jobs[0]["ready"], jobs
+    assert jobs[0]["type"] == "mirror" and jobs[0]["io-status"] == "ok"
+    assert jobs[0]["len"] >= 32 << 20, jobs      # plus re-copied writes
     q.execute("block-job-complete", device="m0")
     ev = q.wait_event("BLOCK_JOB_COMPLETED", timeout=20)
     assert "error" not in ev["data"], ev
+    assert ev["data"]["offset"] == ev["data"]["len"], ev
+    blk = q.execute("query-block")
+    assert blk[0]["inserted"]["node-name"] == "tgt", blk
+    assert q.execute("query-block-jobs") == []
+
+    # and back, cancelled once ready: the guest stays on tgt
+    q.execute("blockdev-mirror", **{"job-id": "m1", "device": "tgt",
+                                    "target": "disk0", "sync": "full"})
+    q.wait_event("BLOCK_JOB_READY", timeout=20)
+    q.execute("block-job-cancel", device="m1", force=True)
+    q.wait_event("BLOCK_JOB_CANCELLED", timeout=20)
     blk = q.execute("query-block")
     assert blk[0]["inserted"]["node-name"] == "tgt", blk
     q.wait_event("SHUTDOWN", timeout=20)
