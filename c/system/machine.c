@@ -555,6 +555,36 @@ bool aiolab_machine_guest_done(AiolabMachine *m)
 
 /* --- teardown ------------------------------------------------------- */
 
+static void nothing_bh(void *opaque)
+{
+}
+
+/*
+ * Let every queue's context finish what it is running.  A completion in
+ * an IOThread drops the BlockBackend's in-flight count inside its
+ * callback, but the irqfd write it deferred (defer_call) happens when the
+ * surrounding BH returns: a drain can end in between.  A oneshot BH in
+ * that context runs only after it, so once it has run nothing there
+ * touches the device's guest notifiers any more, and they may be closed.
+ */
+static void quiesce_queue_contexts(MachineDevice *d)
+{
+    int q, p;
+
+    for (q = 0; q < d->num_queues; q++) {
+        AioContext *ctx = aiolab_virtio_blk_get_vq_aio_context(d->s, q);
+
+        for (p = 0; p < q; p++) {
+            if (aiolab_virtio_blk_get_vq_aio_context(d->s, p) == ctx) {
+                break;
+            }
+        }
+        if (p == q && ctx != qemu_get_aio_context()) {
+            aio_wait_bh_oneshot(ctx, nothing_bh, NULL);
+        }
+    }
+}
+
 void aiolab_machine_free(AiolabMachine *m)
 {
     int i;
@@ -566,6 +596,9 @@ void aiolab_machine_free(AiolabMachine *m)
         vcpu_unplug_all(m);
     }
     for (i = 0; i < m->ndevs; i++) {
+        virtio_device_stop_ioeventfd(m->devs[i]->vdev);
+        blk_drain(m->devs[i]->blk);
+        quiesce_queue_contexts(m->devs[i]);
         virtio_blk_free(m->devs[i]->s);
         blk_unref(m->devs[i]->blk);
         free_device(m->devs[i]);
