@@ -19,8 +19,10 @@
  *     |       (a BlockBackend with a device attached refuses;
  *     |        a parent node recurses into its own parents/children)
  *     |   for each child edge: recurse into the child
- *     |   drain the node; queue "switch it" (commit) + "undrain" (clean)
+ *     |   quiesce the node (no poll yet), take a reference; queue
+ *     |   "switch it" (commit) + "undrain" (clean)
  *     v
+ *   one poll: until no quiesced node has a request in flight
  *   phase 2, linear:
  *     fail:    clean only: every drain ends; nothing changed; -EPERM
  *     success: commit each node, LIFO:   notifiers' detach_aio_context()
@@ -33,6 +35,14 @@
  * So every node switches while the whole component is drained: no
  * request is inside any of them, and none can start.
  *
+ * Why one poll after the walk, not one per node as QEMU 9.0 does: a poll
+ * runs BHs, and a BH may change the graph - a block job finishing
+ * (job_exit) swaps and frees nodes and edges - while the walk is in the
+ * middle of a node's parent list.  Quiescing is enough to stop new
+ * requests; the poll then waits for old ones once, with no walk on the
+ * stack, and the references keep every node alive until its clean.
+ * (Later QEMU versions also drain before the walk.)
+ *
  * Where QEMU differs: QEMU's Transaction (util/transactions.c) and the
  * GHashTable visited set are replaced by a list and an array (graphs here
  * are small: the search is linear).  There is no graph lock to drop
@@ -41,6 +51,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "block/block_int.h"
+#include "util/trace-internal.h"
 
 /* --- a minimal transaction ----------------------------------------------- */
 
@@ -243,8 +254,9 @@ static void bdrv_set_aio_context_clean(void *opaque)
 {
     BdrvStateSetAioContext *state = opaque;
 
-    /* Pairs with the bdrv_drained_begin() in bdrv_change_aio_context(). */
+    /* Pairs with the quiesce and the ref in bdrv_change_aio_context(). */
     bdrv_drained_end(state->bs);
+    bdrv_unref(state->bs);
     free(state);
 }
 
@@ -301,10 +313,41 @@ bool bdrv_change_aio_context(BlockDriverState *bs, AioContext *ctx,
     state = calloc(1, sizeof(*state));
     state->new_ctx = ctx;
     state->bs = bs;
-    /* Paired with bdrv_drained_end() in bdrv_set_aio_context_clean(). */
-    bdrv_drained_begin(bs);
+    /* Paired with bdrv_set_aio_context_clean().  No poll here (see the
+     * top of the file): bdrv_change_aio_context_poll() waits, later. */
+    bdrv_ref(bs);
+    trace_begin(TE_DRAINED_BEGIN, bs->trace_name,
+                qatomic_read(&bs->quiesce_counter));
+    bdrv_do_drained_begin_quiesce(bs, NULL);
+    trace_end(TE_DRAINED_BEGIN, bs->trace_name,
+              qatomic_read(&bs->quiesce_counter));
+    if (visited->n_drained == visited->cap_drained) {
+        visited->cap_drained = visited->cap_drained ? 2 * visited->cap_drained
+                                                    : 8;
+        visited->drained = realloc(visited->drained, visited->cap_drained *
+                                   sizeof(*visited->drained));
+    }
+    visited->drained[visited->n_drained++] = bs;
     tran_add(tran, &set_aio_context, state);
     return true;
+}
+
+static bool bdrv_visited_busy(BdrvVisited *visited)
+{
+    int i;
+
+    for (i = 0; i < visited->n_drained; i++) {
+        if (bdrv_drain_poll(visited->drained[i], NULL, false)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The one poll of a change: every quiesced node idle (and its parents). */
+static void bdrv_change_aio_context_poll(BdrvVisited *visited)
+{
+    AIO_WAIT_WHILE(qemu_get_aio_context(), bdrv_visited_busy(visited));
 }
 
 int bdrv_try_change_aio_context(BlockDriverState *bs, AioContext *ctx,
@@ -325,7 +368,11 @@ int bdrv_try_change_aio_context(BlockDriverState *bs, AioContext *ctx,
     }
     tran = tran_new();
     ok = bdrv_change_aio_context(bs, ctx, &visited, tran, errp);
+    if (ok) {
+        bdrv_change_aio_context_poll(&visited);
+    }
     free(visited.v);
+    free(visited.drained);
     if (!ok) {
         tran_abort(tran);       /* only the drains end; nothing moved */
         return -EPERM;
@@ -358,6 +405,7 @@ int bdrv_child_try_change_aio_context_for_attach(BdrvChild *new_child,
         bdrv_visited_add(&visited, new_child);
         if (new_child->klass->change_aio_ctx(new_child, child_ctx, &visited,
                                              tran, NULL)) {
+            bdrv_change_aio_context_poll(&visited);
             tran_commit(tran);
             error_free(local_err);
             local_err = NULL;
@@ -366,6 +414,7 @@ int bdrv_child_try_change_aio_context_for_attach(BdrvChild *new_child,
             tran_abort(tran);
         }
         free(visited.v);
+        free(visited.drained);
     }
     if (ret < 0) {
         error_propagate(errp, local_err);

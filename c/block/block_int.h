@@ -229,6 +229,9 @@ BlockDriverState *bdrv_skip_to_driver(BlockDriverState *bs,
 struct BdrvVisited {
     BdrvChild **v;
     int n, cap;
+    /* Nodes the walk quiesced (with a reference): polled once, after it. */
+    BlockDriverState **drained;
+    int n_drained, cap_drained;
 };
 bool bdrv_visited_add(BdrvVisited *visited, BdrvChild *c);
 bool bdrv_change_aio_context(BlockDriverState *bs, AioContext *ctx,
