@@ -82,9 +82,17 @@ static void child_job_set_ctx_commit(void *opaque)
     job_unlock();
 }
 
+static void child_job_set_ctx_clean(void *opaque)
+{
+    JobChangeCtx *s = opaque;
+
+    job_unref(s->job);
+    free(s);
+}
+
 static const TransactionActionDrv change_child_job_context = {
     .commit = child_job_set_ctx_commit,
-    .clean = free,
+    .clean = child_job_set_ctx_clean,
 };
 
 static bool child_job_change_aio_ctx(BdrvChild *c, AioContext *ctx,
@@ -108,6 +116,7 @@ static bool child_job_change_aio_ctx(BdrvChild *c, AioContext *ctx,
     s = calloc(1, sizeof(*s));
     s->job = job;
     s->new_ctx = ctx;
+    job_ref(job);       /* it may conclude before the commit (a poll) */
     tran_add(tran, &change_child_job_context, s);
     return true;
 }

@@ -148,13 +148,22 @@ static BlockDriverState *cur_disk(Soak *s)
     return blk_bs(s->blk);
 }
 
-/* A drained section of the disk's top node, held for a moment: nothing
- * may be in flight in it or its BlockBackend meanwhile. */
+/*
+ * A drained section of the disk's top node, held for a moment: no request
+ * may be inside it meanwhile.  (Not the BlockBackend's counter: a request
+ * on its way to being parked counts there for an instant - increment,
+ * see the drain, park, decrement - as in QEMU.)  A mirror may finish
+ * inside the drain's poll (its exit is a main-loop BH) and take its
+ * filter - our node - away: hence the reference; the guest then sits on
+ * the target, outside our drained section, so the disks are idle only if
+ * the guest is still above the drained node (or everything is drained).
+ */
 static void do_drain(Soak *s, bool all)
 {
     BlockDriverState *bs = cur_disk(s);
     int i;
 
+    bdrv_ref(bs);
     if (all) {
         bdrv_drain_all_begin();
     } else {
@@ -162,7 +171,10 @@ static void do_drain(Soak *s, bool all)
     }
     for (i = 0; i < 3; i++) {
         ASSERT_EQ(bdrv_get_in_flight(bs), 0);
-        ASSERT_EQ(blk_get_in_flight(s->blk), 0);
+        if (all || cur_disk(s) == bs) {
+            ASSERT_EQ(bdrv_get_in_flight(s->disk[0]), 0);
+            ASSERT_EQ(bdrv_get_in_flight(s->disk[1]), 0);
+        }
         usleep(200);
     }
     if (all) {
@@ -172,6 +184,7 @@ static void do_drain(Soak *s, bool all)
         bdrv_drained_end(bs);
         s->drains++;
     }
+    bdrv_unref(bs);
 }
 
 /* Move the disk's whole graph (with a running job, if any). */
