@@ -29,12 +29,12 @@
  *   |   ops in flight? --> wait for one
  *   |        | none, nothing dirty: in sync
  *   |        v
- *   |   flush target; first time: READY (event); keep copying new writes
- *   |   complete (or soft cancel) asked?
+ *   |   the first time: flush target, READY (event); then keep copying
+ *   |   new writes.  Complete (or soft cancel) asked?
  *   |        | no: sleep a slice (woken by complete/cancel/pause)
  *   +--------+
- *            | yes: in the main loop, drain the source (every user
- *            | parked, every write done and marked); still clean?
+ *            | yes: flush target; in the main loop, drain the source
+ *            | (every user parked, every write done and marked); clean?
  *            |   no: end the drain, go on copying
  *            v   yes: run() returns, the source still drained
  *   job_exit -> prepare, in the main loop: drain the target too; then
@@ -50,15 +50,16 @@
  * request goes to the target.  tests/c/test-block-race.c shows the switch
  * without the drain losing a write.
  *
- * Where QEMU differs: QEMU's mirror_top is also where "active" copy mode
- * (write-blocking) hooks in, and it has sync=top/none, zero-target,
- * replaces, unmap and copy-on-read of zero clusters.  QEMU drains the
- * source from the job's coroutine (bdrv_drained_begin bounces to the main
- * loop); aiolab does the drain and the clean check in a main-loop BH of
- * its own, so that the job's drained_poll can tell its own drain from
- * everybody else's (QEMU's in_drain flag excuses the job from all drains
- * until it exits).  Users attached to the source directly after the
- * start are not tracked (QEMU forbids them with permissions).
+ * Where QEMU differs: QEMU's mirror_top is also where the "active" copy
+ * mode (write-blocking) hooks in, and QEMU has sync=top/none,
+ * zero-target, replaces and unmap.  QEMU drains the source from the
+ * job's coroutine (bdrv_drained_begin bounces to the main loop); aiolab
+ * does the drain and the clean check in a main-loop BH of its own, so
+ * that the job's drained_poll can tell its own drain from everybody
+ * else's (QEMU's in_drain flag excuses the job from every drain while it
+ * holds its own).  A user attached to the source itself after the start,
+ * beside the filter, is not tracked (QEMU restricts that with
+ * permissions).
  */
 #include <errno.h>
 #include <stdlib.h>
