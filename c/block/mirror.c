@@ -503,13 +503,16 @@ static void mirror_abort(Job *job)
     mirror_exit_common(job);
 }
 
-static void mirror_free(Job *job)
+static void mirror_free_state(MirrorBlockJob *s)
 {
-    MirrorBlockJob *s = job->opaque;
-
     bdrv_release_dirty_bitmap(s->dirty);
     free(s->busy);
     free(s);
+}
+
+static void mirror_free(Job *job)
+{
+    mirror_free_state(job->opaque);
 }
 
 static const JobDriver mirror_job_driver = {
@@ -593,6 +596,32 @@ static BlockDriverState *mirror_open_filter(BlockDriverState *bs,
     return bdrv_new_open_driver(&bdrv_mirror_top, opts, BDRV_O_RDWR, errp);
 }
 
+/* The job's state, everything dirty (sync=full). */
+static MirrorBlockJob *mirror_state_new(BlockDriverState *bs,
+                                        BlockDriverState *target,
+                                        BlockDriverState *top, int64_t len,
+                                        uint32_t granularity,
+                                        int64_t buf_size)
+{
+    MirrorBlockJob *s = calloc(1, sizeof(*s));
+
+    AIOLAB_ASSERT(s, "out of memory");
+    s->source = bs;
+    s->target = target;
+    s->mirror_top = top;
+    s->source_child = top->file;
+    s->len = len;
+    s->granularity = granularity;
+    s->buf_size = buf_size;
+    s->max_op_bytes = MAX(granularity, MIN(MIRROR_MAX_OP_BYTES,
+                                           buf_size / MIRROR_MAX_IN_FLIGHT));
+    s->dirty = aiolab_dirty_bitmap_new(len, granularity);
+    s->busy = calloc(len / granularity + 1, 1);
+    qemu_co_queue_init(&s->op_done);
+    bdrv_set_dirty_bitmap(s->dirty, 0, len);
+    return s;
+}
+
 Job *mirror_start(const char *job_id, BlockDriverState *bs,
                   BlockDriverState *target, int creation_flags,
                   int64_t speed, uint32_t granularity, int64_t buf_size,
@@ -630,23 +659,9 @@ Job *mirror_start(const char *job_id, BlockDriverState *bs,
         return NULL;
     }
 
-    s = calloc(1, sizeof(*s));
-    s->source = bs;
-    s->target = target;
-    s->mirror_top = top;
-    s->source_child = top->file;
-    s->len = len;
-    s->granularity = granularity;
-    s->buf_size = buf_size;
-    s->max_op_bytes = MAX(granularity, MIN(MIRROR_MAX_OP_BYTES,
-                                           buf_size / MIRROR_MAX_IN_FLIGHT));
+    s = mirror_state_new(bs, target, top, len, granularity, buf_size);
     s->on_source_error = on_source_error;
     s->on_target_error = on_target_error;
-    s->dirty = aiolab_dirty_bitmap_new(len, granularity);
-    s->busy = calloc(len / granularity + 1, 1);
-    qemu_co_queue_init(&s->op_done);
-    bdrv_set_dirty_bitmap(s->dirty, 0, len);    /* sync=full */
-
     job = block_job_create(job_id, &mirror_job_driver, top, speed,
                            creation_flags, s, errp);
     if (!job) {
@@ -672,9 +687,7 @@ Job *mirror_start(const char *job_id, BlockDriverState *bs,
     return job;
 
 fail:
-    bdrv_release_dirty_bitmap(s->dirty);
-    free(s->busy);
-    free(s);
+    mirror_free_state(s);
     bdrv_unref(top);
     return NULL;
 }
