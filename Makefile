@@ -168,10 +168,11 @@ help:
 	@echo "aiolab - a working model of QEMU's event-loop concurrency"
 	@echo
 	@echo "  make              build build/libaiolab.{so,a}, aiolab.pc, tools"
-	@echo "  make demo         the main job: a short self-explaining run"
+	@echo "  make demo         the main job: the toy VM, main loop vs IOThread, a mirror"
 	@echo "  make test         every test (installs missing Debian packages)"
 	@echo "  make stress       long stress runs (AIOLAB_TEST_SCALE=20)"
 	@echo "  make bench        benchmarks beside their peers -> build/bench/"
+	@echo "  make fuzz         libFuzzer targets for FUZZ_TIME s (default 300)"
 	@echo "  make lint         clang-format check of the C sources"
 	@echo "  make student      build/student/: the tutorial without solutions"
 	@echo "  make notebook     Jupyter on notebooks/ (127.0.0.1; prints the URL)"
@@ -212,17 +213,24 @@ stress: test-build
 bench:
 	@scripts/deps.sh build test
 	@$(SUBMAKE) RELEASE=1 all
+	@$(SUBMAKE) all
 	@$(PYTHON) tests/bench/run.py --build build/release --out build/bench
 .PHONY: bench
 
 demo:
 	@scripts/deps.sh build
 	@$(SUBMAKE) all
-	@mkdir -p build/demo
-	@$(BUILD)/bin/aiolab-demo --out build/demo
+	@$(PYTHON) scripts/demo.py --build $(BUILD) --out build/demo
 .PHONY: demo
 
-LINT_SRCS = $(wildcard c/include/aiolab/*.h c/*/*.c c/*/*.h tests/c/*.c tests/c/*.h)
+# libFuzzer targets (clang) over the corpus in tests/fuzz/corpus, then on.
+FUZZ_TIME ?= 300
+fuzz:
+	@scripts/deps.sh build test
+	@$(PYTHON) tests/fuzz/run.py fuzz --time $(FUZZ_TIME)
+.PHONY: fuzz
+
+LINT_SRCS = $(wildcard c/include/aiolab/*.h c/include/aiolab/hw/*.h c/*/*.c c/*/*.h tests/c/*.c tests/c/*.h)
 lint:
 	@clang-format --dry-run --Werror $(LINT_SRCS) && echo "lint: OK"
 .PHONY: lint

@@ -56,6 +56,15 @@ def suites(args):
     tsan_env = {"TSAN_OPTIONS": "atexit_sleep_ms=0 halt_on_error=1"}
     out.append(("c-tsan", [(os.path.basename(t), [t], tsan_env, "harness")
                            for t in c_tests("build/tsan")]))
+    machine = os.path.join(ROOT, "tests", "machine", "run.py")
+    if os.path.exists(machine):
+        out.append(("machine", [("machine", [PYTHON, machine], {},
+                                 "harness")]))
+    fuzz = os.path.join(ROOT, "tests", "fuzz", "run.py")
+    if os.path.exists(fuzz):
+        # Exit 77 (skipped) when clang cannot build libFuzzer targets.
+        out.append(("fuzz-smoke", [("fuzz smoke", [
+            PYTHON, fuzz, "smoke", "--time", "10"], {}, "cmd")]))
     for binding in ("cffi", "swig"):
         out.append(("python-" + binding, [(
             "pytest", [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",

@@ -11,7 +11,10 @@ Command line (from the repository root; `make bench` runs exactly this):
     --quick        few iterations and 3 runs per figure: a smoke run (~1 min)
     --only ROWS    comma-separated rows, by number or name:
                    1 bh, 2 wakeup, 3 pingpong, 4 timer, 5 fd, 6 coroutine,
-                   7 trace, 8 wakeup-idle (informational, no target)
+                   7 trace, 8 wakeup-idle (informational, no target),
+                   9 py-bh, 10 py-roundtrip (the Python package on both
+                   bindings beside asyncio and uvloop; they need the
+                   default build's modules, `make`)
     --runs N       runs per figure (default 7, --quick 3; at least 3)
     --cpus A,B     the loop CPU and the other CPU (default 1,0)
     --no-aiolab    peers only (no aiolab build needed; for debugging)
@@ -117,7 +120,7 @@ def const(v):
 class Row:
     def __init__(self, num, name, title, unit, placement, impls, checks,
                  what, metrics=("value",), cdf=False, ratio_to=None,
-                 logx=False):
+                 logx=False, notrace=True):
         self.num = num
         self.name = name
         self.title = title
@@ -130,6 +133,7 @@ class Row:
         self.cdf = cdf
         self.ratio_to = ratio_to    # aiolab key the ratio column uses
         self.logx = logx
+        self.notrace = notrace      # aiolab also measured with trace off
 
 
 def rows(cpu, cpu2):
@@ -336,7 +340,50 @@ def rows(cpu, cpu2):
         "alternately in one process (the cost includes the call into the "
         "shared library).  With tracing off the same loop measures the "
         "cost of a disabled event.  The target applies to a recorded event.",
-        ratio_to=None))
+        ratio_to=None, notrace=False))
+    py = "Python %d.%d" % sys.version_info[:2]
+    R.append(Row(
+        9, "py-bh", "Python: a callback scheduled and dispatched",
+        "ns/callback", one,
+        [Impl("cffi", "python", ["bh", "cffi"], None, True, "on",
+              "aiolab package, cffi module"),
+         Impl("swig", "python", ["bh", "swig"], None, True, "on",
+              "aiolab package, SWIG module"),
+         Impl("asyncio", "python", ["bh", "asyncio"]),
+         Impl("uvloop", "python", ["bh", "uvloop"])],
+        [Check("cffi <= 1.6 us", "cffi", const(1600.0)),
+         Check("cffi <= asyncio", "cffi", peer("asyncio"))],
+        "A Python function that schedules itself again, one loop iteration "
+        "per call, under %s.  aiolab: an aiolab.BH whose callback calls "
+        "bh.schedule(), the loop `while left: ctx.poll(True)` on an "
+        "aiolab.AioContext (every guard of the package included: closed "
+        "and thread checks, exceptions kept from C), the modules linked "
+        "with the default build (debug checks on, as `import aiolab` "
+        "uses); asyncio/uvloop: loop.call_soon() from the callback, "
+        "loop.run_forever() until the last one stops it.  Tracing is on "
+        "(the default)." % py,
+        ratio_to="cffi", notrace=False))
+    R.append(Row(
+        10, "py-roundtrip", "Python: a callback round trip through another "
+        "thread's loop", "ns/round trip", other,
+        [Impl("cffi", "python", ["roundtrip", "cffi"], None, True, "on",
+              "IOThread answers the main loop"),
+         Impl("swig", "python", ["roundtrip", "swig"], None, True, "on",
+              "IOThread answers the main loop"),
+         Impl("asyncio", "python", ["roundtrip", "asyncio"],
+              note="call_soon_threadsafe both ways"),
+         Impl("uvloop", "python", ["roundtrip", "uvloop"],
+              note="call_soon_threadsafe both ways")],
+        [],
+        "The main thread schedules a Python callback on another thread's "
+        "loop, which answers by scheduling a Python callback back on the "
+        "main thread's loop; the figure is one full round trip.  aiolab: "
+        "a BH on an aiolab.IOThread's context answering with a BH on "
+        "aiolab.main_loop().ctx, polled with ctx.poll(True) (the GIL is "
+        "released while either side waits); asyncio/uvloop: two loops in "
+        "two threads, call_soon_threadsafe() each way.  No target: the "
+        "issue asks for the figures side by side.",
+        ratio_to="cffi", notrace=False))
     return sorted(R, key=lambda r: r.num)
 
 
@@ -397,6 +444,7 @@ def build(out, build_dir, with_aiolab, log):
     except ImportError:
         have_uvloop = False
     progs["asyncio"] = HERE / "bench_asyncio.py"
+    progs["python"] = HERE / "bench_python.py"
     progs["_uvloop"] = have_uvloop
     return progs
 
@@ -419,6 +467,10 @@ def run_one(progs, impl, common, timeout):
         if "loop=uvloop" in impl.args and not progs["_uvloop"]:
             return None, "uvloop not installed"
         cmd = [sys.executable, str(progs["asyncio"])] + impl.args + common
+    elif impl.prog == "python":
+        if "uvloop" in impl.args and not progs["_uvloop"]:
+            return None, "uvloop not installed"
+        cmd = [sys.executable, str(progs["python"])] + impl.args + common
     else:
         exe = progs.get(impl.prog)
         if exe is None:
@@ -603,7 +655,7 @@ def check_results(row, med):
     for c in row.checks:
         per = []
         for suffix in ("", "-notrace"):
-            if row.name == "trace" and suffix:
+            if suffix and not row.notrace:
                 continue
             per.append((suffix,) + c.evaluate(med, suffix))
         out.append((c, per))
