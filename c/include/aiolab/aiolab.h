@@ -25,9 +25,6 @@
 #include <aiolab/block.h>
 #include <aiolab/block-backend.h>
 #include <aiolab/blockjob.h>
-#include <aiolab/iov.h>
-#include <aiolab/block.h>
-#include <aiolab/block-backend.h>
 #include <aiolab/hw/guest-memory.h>
 #include <aiolab/hw/virtio_wire.h>
 #include <aiolab/hw/virtio_blk_wire.h>
