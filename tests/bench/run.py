@@ -14,10 +14,12 @@ Command line (from the repository root; `make bench` runs exactly this):
                    7 trace, 8 wakeup-idle (informational, no target),
                    9 py-bh, 10 py-roundtrip (the Python package on both
                    bindings beside asyncio and uvloop; they need the
-                   default build's modules, `make`)
+                   default build's modules, `make`); rows 11 and up come
+                   from the rows_*.py modules beside this file (--list)
     --runs N       runs per figure (default 7, --quick 3; at least 3)
     --cpus A,B     the loop CPU and the other CPU (default 1,0)
     --no-aiolab    peers only (no aiolab build needed; for debugging)
+    --list         the rows and their targets
 
 The runner builds every program itself with $CC (default cc) into OUT/bin:
 the peers (floor, libevent, GLib, libuv) and bench-aiolab, linked with
@@ -60,7 +62,9 @@ class Impl:
     def __init__(self, key, prog, args=(), label=None, aiolab=False,
                  trace=None, note=""):
         self.key = key
-        self.prog = prog            # bench-<prog> or "asyncio"
+        # bench-<prog>.c built by build(), or a script in tests/bench
+        # ("x.py", run with this interpreter)
+        self.prog = prog
         self.args = list(args)
         self.label = label          # filled from the program's JSON if None
         self.aiolab = aiolab
@@ -153,8 +157,8 @@ def rows(cpu, cpu2):
             Impl("libuv", "libuv", ["bh"]),
             Impl("glib-idle", "glib", ["bh", "variant=idle"]),
             Impl("glib-ready", "glib", ["bh", "variant=readytime"]),
-            Impl("asyncio", "asyncio", ["bh", "loop=asyncio"]),
-            Impl("uvloop", "asyncio", ["bh", "loop=uvloop"]),
+            Impl("asyncio", "bench_asyncio.py", ["bh", "loop=asyncio"]),
+            Impl("uvloop", "bench_asyncio.py", ["bh", "loop=uvloop"]),
             Impl("floor", "floor", ["bh"]),
         ],
         [Check("aiolab <= 150 ns", "aiolab", const(150.0)),
@@ -262,7 +266,7 @@ def rows(cpu, cpu2):
                  note="EVENT_BASE_FLAG_PRECISE_TIMER"),
             Impl("libuv", "libuv", ["timer"]),
             Impl("glib", "glib", ["timer"]),
-            Impl("asyncio", "asyncio", ["timer", "loop=asyncio"]),
+            Impl("asyncio", "bench_asyncio.py", ["timer", "loop=asyncio"]),
             Impl("floor", "floor", ["timer", "variant=slack1"],
                  note="prctl(PR_SET_TIMERSLACK, 1)"),
             Impl("floor-slack", "floor", ["timer", "variant=default"],
@@ -345,12 +349,12 @@ def rows(cpu, cpu2):
     R.append(Row(
         9, "py-bh", "Python: a callback scheduled and dispatched",
         "ns/callback", one,
-        [Impl("cffi", "python", ["bh", "cffi"], None, True, "on",
+        [Impl("cffi", "bench_python.py", ["bh", "cffi"], None, True, "on",
               "aiolab package, cffi module"),
-         Impl("swig", "python", ["bh", "swig"], None, True, "on",
+         Impl("swig", "bench_python.py", ["bh", "swig"], None, True, "on",
               "aiolab package, SWIG module"),
-         Impl("asyncio", "python", ["bh", "asyncio"]),
-         Impl("uvloop", "python", ["bh", "uvloop"])],
+         Impl("asyncio", "bench_python.py", ["bh", "asyncio"]),
+         Impl("uvloop", "bench_python.py", ["bh", "uvloop"])],
         [Check("cffi <= 1.6 us", "cffi", const(1600.0)),
          Check("cffi <= asyncio", "cffi", peer("asyncio"))],
         "A Python function that schedules itself again, one loop iteration "
@@ -366,13 +370,13 @@ def rows(cpu, cpu2):
     R.append(Row(
         10, "py-roundtrip", "Python: a callback round trip through another "
         "thread's loop", "ns/round trip", other,
-        [Impl("cffi", "python", ["roundtrip", "cffi"], None, True, "on",
+        [Impl("cffi", "bench_python.py", ["roundtrip", "cffi"], None, True, "on",
               "IOThread answers the main loop"),
-         Impl("swig", "python", ["roundtrip", "swig"], None, True, "on",
+         Impl("swig", "bench_python.py", ["roundtrip", "swig"], None, True, "on",
               "IOThread answers the main loop"),
-         Impl("asyncio", "python", ["roundtrip", "asyncio"],
+         Impl("asyncio", "bench_python.py", ["roundtrip", "asyncio"],
               note="call_soon_threadsafe both ways"),
-         Impl("uvloop", "python", ["roundtrip", "uvloop"],
+         Impl("uvloop", "bench_python.py", ["roundtrip", "uvloop"],
               note="call_soon_threadsafe both ways")],
         [],
         "The main thread schedules a Python callback on another thread's "
@@ -384,6 +388,21 @@ def rows(cpu, cpu2):
         "two threads, call_soon_threadsafe() each way.  No target: the "
         "issue asks for the figures side by side.",
         ratio_to="cffi", notrace=False))
+    # More rows live beside this file in rows_*.py, one module per area:
+    # each defines rows(cpu, cpu2, api) returning a list of Row, where api
+    # holds Row, Impl, Check, peer, const and aiolab_pair.
+    import importlib.util
+    import types
+    api = types.SimpleNamespace(Row=Row, Impl=Impl, Check=Check, peer=peer,
+                                const=const, aiolab_pair=aiolab_pair)
+    for path in sorted(HERE.glob("rows_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        R += mod.rows(cpu, cpu2, api)
+    nums = [r.num for r in R]
+    if len(set(nums)) != len(nums):
+        raise SystemExit("run.py: two rows share a number: %s" % sorted(nums))
     return sorted(R, key=lambda r: r.num)
 
 
@@ -443,8 +462,6 @@ def build(out, build_dir, with_aiolab, log):
         have_uvloop = True
     except ImportError:
         have_uvloop = False
-    progs["asyncio"] = HERE / "bench_asyncio.py"
-    progs["python"] = HERE / "bench_python.py"
     progs["_uvloop"] = have_uvloop
     return progs
 
@@ -454,8 +471,13 @@ def build(out, build_dir, with_aiolab, log):
 # ---------------------------------------------------------------------------
 
 
+# Scripts (Impl prog "x.py") find the builds and a scratch directory here.
+SCRIPT_ENV = {}
+
+
 def child_env():
     env = dict(os.environ)
+    env.update(SCRIPT_ENV)
     # The rows choose tracing and the fd monitor themselves.
     for k in ("AIOLAB_TRACE", "AIOLAB_FDMON"):
         env.pop(k, None)
@@ -463,14 +485,10 @@ def child_env():
 
 
 def run_one(progs, impl, common, timeout):
-    if impl.prog == "asyncio":
-        if "loop=uvloop" in impl.args and not progs["_uvloop"]:
+    if impl.prog.endswith(".py"):
+        if "uvloop" in " ".join(impl.args) and not progs["_uvloop"]:
             return None, "uvloop not installed"
-        cmd = [sys.executable, str(progs["asyncio"])] + impl.args + common
-    elif impl.prog == "python":
-        if "uvloop" in impl.args and not progs["_uvloop"]:
-            return None, "uvloop not installed"
-        cmd = [sys.executable, str(progs["python"])] + impl.args + common
+        cmd = [sys.executable, str(HERE / impl.prog)] + impl.args + common
     else:
         exe = progs.get(impl.prog)
         if exe is None:
@@ -912,7 +930,15 @@ def main():
     ap.add_argument("--runs", type=int, default=0)
     ap.add_argument("--cpus", default="1,0")
     ap.add_argument("--no-aiolab", dest="aiolab", action="store_false")
+    ap.add_argument("--list", action="store_true",
+                    help="list the rows and their targets, then exit")
     args = ap.parse_args()
+    if args.list:
+        for r in rows(1, 0):
+            print("%2d %-14s %s" % (r.num, r.name, r.title))
+            for c in r.checks:
+                print("   target: %s" % c.text)
+        return 0
     args.runs = args.runs or (3 if args.quick else 7)
     if args.runs < 3:
         ap.error("--runs must be at least 3 (DESIGN.md section 3)")
@@ -924,10 +950,16 @@ def main():
     build_dir = Path(args.build)
     if not build_dir.is_absolute():
         build_dir = Path.cwd() / build_dir
+    # AIOLAB_BENCH_BUILD: the release build (its bin/ has the tools);
+    # AIOLAB_BENCH_SCRATCH: room for disk images (a real file system).
+    SCRIPT_ENV["AIOLAB_BENCH_BUILD"] = str(build_dir)
+    SCRIPT_ENV["AIOLAB_BENCH_SCRATCH"] = str(Path(args.out).resolve() /
+                                             "scratch")
     out = Path(args.out)
     if not out.is_absolute():
         out = Path.cwd() / out
     out.mkdir(parents=True, exist_ok=True)
+    Path(SCRIPT_ENV["AIOLAB_BENCH_SCRATCH"]).mkdir(exist_ok=True)
 
     def log(msg):
         print(msg, flush=True)
