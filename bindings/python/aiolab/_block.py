@@ -29,8 +29,10 @@ BDRV_O_RDWR = 0x0002
 BDRV_O_NOCACHE = 0x0020
 BDRV_REQ_MAY_UNMAP = 0x4
 
-_nodes = weakref.WeakValueDictionary()     # address -> BlockDriverState
-_notifier_excs = []         # raised by the call that changed a context
+_nodes: "weakref.WeakValueDictionary[int, BlockDriverState]" = \
+    weakref.WeakValueDictionary()           # address -> BlockDriverState
+# Raised by the call that changed a context:
+_notifier_excs: "list[BaseException]" = []
 
 
 def _gs(func):

@@ -168,6 +168,7 @@ class AioContext:
         self._sigwake = None
         self._iothread = None
         self._depth = 0                 # Python callbacks running now
+        self._checked_thread = None     # passed the home-thread check
 
     # --- state ----------------------------------------------------------
     def _live(self):
@@ -276,17 +277,24 @@ class AioContext:
         True if a callback other than the notifier or an idle BH ran.
         Home thread only.  Raises the first exception a callback raised.
         """
-        ptr = self._live()
-        self._reraise()
-        check_rule(RULE_HOME_THREAD, "aio_poll", ptr)
-        if blocking and self._sigwake is not None and \
-                threading.current_thread() is threading.main_thread():
+        ptr = self._ptr
+        if ptr is None:
+            raise Error("this AioContext is closed")
+        if self._pending:
+            self._reraise()
+        # The home thread never changes: check it once per thread.
+        me = threading.get_ident()
+        if me != self._checked_thread:
+            check_rule(RULE_HOME_THREAD, "aio_poll", ptr)
+            self._checked_thread = me
+        if blocking and self._sigwake is not None:
             progress = self._sigwake.poll(ptr)
         else:
             progress = lib.aio_poll(ptr, bool(blocking))
         if self._retired and self._depth == 0:
             self._reap()
-        self._reraise()
+        if self._pending:
+            self._reraise()
         return progress
 
     def run_until(self, predicate, timeout=None):
@@ -879,6 +887,12 @@ class _SigWake:
         lib.aio_poll(ctx._ptr, False)       # consume the registration notify
 
     def poll(self, ptr):
+        if lib.aiolab_aio_context_compute_timeout(ptr) == 0:
+            # Something is ready (a BH, an expired timer): this poll will
+            # not sleep, so it needs no wake-up fd (the common case of a
+            # busy loop, where swapping the fd twice would double the cost
+            # of a poll).  Ctrl-C then interrupts the next poll that waits.
+            return lib.aio_poll(ptr, True)
         try:
             old = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
         except ValueError:
