@@ -418,39 +418,53 @@ static int64_t blocking_poll_after(AioContext *ctx, int64_t spin)
     return aiolab_aio_context_get_poll_ns(ctx);
 }
 
+/*
+ * poll-max-ns is 10 ms in these tests, not QEMU's 32 us default: a
+ * blocking poll that is preempted for longer than poll-max-ns (easy on a
+ * loaded machine, or under TSan) would reset poll_ns and break the
+ * expected sequence.  A "long" wait spins 20 ms.
+ */
+#define POLL_MAX (10 * SCALE_MS)
+#define LONG_WAIT (20 * SCALE_MS)
+
 static void test_poll_grow_shrink_default(void)
 {
-    AioContext *ctx = polling_setup(32768, 0, 0);
+    AioContext *ctx = polling_setup(POLL_MAX, 0, 0);
+    int64_t expect = 4000;
 
-    aio_context_set_poll_params(ctx, 32768, 0, 0, &error_abort);
+    aio_context_set_poll_params(ctx, POLL_MAX, 0, 0, &error_abort);
     ASSERT_EQ(aiolab_aio_context_get_poll_ns(ctx), 0);
-    ASSERT_EQ(blocking_poll_after(ctx, 1000), 4000);
-    ASSERT_EQ(blocking_poll_after(ctx, 1000), 8000);
-    ASSERT_EQ(blocking_poll_after(ctx, 1000), 16000);
-    ASSERT_EQ(blocking_poll_after(ctx, 1000), 32000);
+    /* The first growth starts at 4 us, then it doubles. */
+    for (int i = 0; i < 4; i++, expect *= 2) {
+        ASSERT_EQ(blocking_poll_after(ctx, 1000), expect);
+    }
     /* One long wait (> poll-max-ns) drops it straight to 0. */
-    ASSERT_EQ(blocking_poll_after(ctx, 200000), 0);
+    ASSERT_EQ(blocking_poll_after(ctx, LONG_WAIT), 0);
     aiolab_set_before_wait_hook(NULL);
 }
 
 static void test_poll_grow_cap_and_shrink(void)
 {
-    AioContext *ctx = polling_setup(32768, 3, 2);
+    AioContext *ctx = polling_setup(POLL_MAX, 3, 2);
+    int64_t expect = 4000;
 
-    ASSERT_EQ(blocking_poll_after(ctx, 1000), 4000);
-    ASSERT_EQ(blocking_poll_after(ctx, 1000), 12000);
-    ASSERT_EQ(blocking_poll_after(ctx, 1000), 32768);    /* capped */
-    ASSERT_EQ(blocking_poll_after(ctx, 200000), 16384);  /* halved */
-    ASSERT_EQ(blocking_poll_after(ctx, 200000), 8192);
+    /* 4 us, then x3 per wait that outlasted the polling, up to the cap. */
+    while (expect < POLL_MAX) {
+        ASSERT_EQ(blocking_poll_after(ctx, 1000), expect);
+        expect *= 3;
+    }
+    ASSERT_EQ(blocking_poll_after(ctx, 1000), POLL_MAX);    /* capped */
+    ASSERT_EQ(blocking_poll_after(ctx, LONG_WAIT), POLL_MAX / 2);
+    ASSERT_EQ(blocking_poll_after(ctx, LONG_WAIT), POLL_MAX / 4);
     /* Setting parameters resets the poll time. */
-    aio_context_set_poll_params(ctx, 32768, 3, 2, &error_abort);
+    aio_context_set_poll_params(ctx, POLL_MAX, 3, 2, &error_abort);
     ASSERT_EQ(aiolab_aio_context_get_poll_ns(ctx), 0);
     aiolab_set_before_wait_hook(NULL);
 }
 
 static void test_poll_only_when_all_pollable(void)
 {
-    AioContext *ctx = polling_setup(32768, 0, 0);
+    AioContext *ctx = polling_setup(POLL_MAX, 0, 0);
     EventNotifier other;
     int64_t t0, busy;
 
@@ -634,11 +648,8 @@ static const TestCase tests[] = {
     { "/aio/death/poll-wrong-thread", death_poll_wrong_thread,
       .death = "aio_poll() called outside the home thread of AioContext "
                "'IO io0'" },
-    { "/poll/grow-shrink-default", test_poll_grow_shrink_default,
-      .no_tsan = "timing-based: TSan slows the busy loops" ,
-      .no_asan = "timing-based" },
-    { "/poll/grow-cap-and-shrink", test_poll_grow_cap_and_shrink,
-      .no_tsan = "timing-based", .no_asan = "timing-based" },
+    { "/poll/grow-shrink-default", test_poll_grow_shrink_default },
+    { "/poll/grow-cap-and-shrink", test_poll_grow_cap_and_shrink },
     { "/poll/only-when-all-pollable", test_poll_only_when_all_pollable },
     { "/poll/bad-params", test_bad_poll_params },
     { "/notify/lost-wakeup-stress", test_lost_wakeup_stress, .timeout = 120 },
