@@ -26,7 +26,7 @@ CDEF_FILES = [
     "error.h", "event_notifier.h", "aio.h", "timer.h", "main-loop.h",
     "iothread.h", "aio-wait.h", "coroutine.h", "thread-pool.h",
     "defer-call.h", "trace.h", "debug.h", "iov.h", "block.h",
-    "block-backend.h",
+    "block-backend.h", "blockjob.h",
 ]
 
 # Typedefs the cdefs use that the C headers do not name (block.h takes the
@@ -56,6 +56,7 @@ extern "Python" bool _aiolab_notifier_poll_cb(void *);
 extern "Python" void _aiolab_notifier_poll_ready_cb(EventNotifier *);
 extern "Python" void _aiolab_notifier_poll_begin_cb(EventNotifier *);
 extern "Python" void _aiolab_notifier_poll_end_cb(EventNotifier *);
+extern "Python" void _aiolab_job_event_cb(const AiolabJobEvent *, void *);
 void free(void *ptr);
 """
 

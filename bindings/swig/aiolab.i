@@ -273,6 +273,29 @@ static void aiolab_swig_notifier_poll_end_cb(EventNotifier *e)
     aiolab_swig_notifier(e, 4);
 }
 
+/* A job event listener: fn(the event's fields as a tuple, in the order
+ * of aiolab/_backend.py's JOB_EVENT_FIELDS). */
+static void aiolab_swig_job_event_cb(const AiolabJobEvent *ev, void *opaque)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    PyObject *fn = opaque, *r;
+
+    Py_INCREF(fn);
+    r = PyObject_CallFunction(fn, "(issiLLLisOi)", (int)ev->type, ev->id,
+                              ev->job_type, (int)ev->status,
+                              (long long)ev->len, (long long)ev->offset,
+                              (long long)ev->speed, ev->ret, ev->error,
+                              ev->is_read ? Py_True : Py_False,
+                              (int)ev->action);
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        aiolab_swig_report(fn);
+    }
+    Py_DECREF(fn);
+    PyGILState_Release(st);
+}
+
 static void *aiolab_swig_handle_new(PyObject *obj)
 {
     Py_INCREF(obj);
@@ -348,6 +371,8 @@ static char *aiolab_swig_rule_check(int rule, const char *func, void *ctx)
     aiolab_swig_notifier_poll_begin_cb;
 %constant void (*AIOLAB_SWIG_NOTIFIER_POLL_END_CB)(EventNotifier *) =
     aiolab_swig_notifier_poll_end_cb;
+%constant void (*AIOLAB_SWIG_JOB_EVENT_CB)(const AiolabJobEvent *, void *) =
+    aiolab_swig_job_event_cb;
 void *aiolab_swig_handle_new(PyObject *obj);
 void aiolab_swig_handle_free(void *handle);
 void aiolab_swig_set_notifier_dispatch(PyObject *fn);
@@ -374,6 +399,7 @@ void aiolab_swig_write_mem(void *p, PyObject *data);
 %array_functions(BlockDriverState *, bdrvp_array);
 %pointer_functions(QEMUIOVector, qiovp);
 %pointer_functions(AiolabTestDriverStats, testdrvstatsp);
+%array_functions(BlockJobInfo, jobinfo_array);
 
 %include "../cffi/cdefs/error.h"
 %include "../cffi/cdefs/event_notifier.h"
@@ -390,3 +416,4 @@ void aiolab_swig_write_mem(void *p, PyObject *data);
 %include "../cffi/cdefs/iov.h"
 %include "../cffi/cdefs/block.h"
 %include "../cffi/cdefs/block-backend.h"
+%include "../cffi/cdefs/blockjob.h"
