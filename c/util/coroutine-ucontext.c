@@ -207,8 +207,17 @@ static __attribute__((noinline)) void co_set_current(Coroutine *co)
 
 static __attribute__((noinline)) CoroutineUContext *co_get_leader(void)
 {
-    barrier();
-    return &tls_leader;
+    CoroutineUContext *leader = &tls_leader;
+
+    /*
+     * The empty asm makes the returned address opaque: without it, clang
+     * (before LLVM 16, where a TLS variable's address is a constant)
+     * propagates "returns &tls_leader" into the callers and may compute
+     * the address there once, before a switch that moves the coroutine to
+     * another thread.
+     */
+    asm("" : "+r"(leader));
+    return leader;
 }
 
 static inline CoroutineUContext *co_upcast(Coroutine *co)

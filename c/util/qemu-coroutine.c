@@ -102,8 +102,10 @@ static uint64_t stat_allocated;
 /* Coroutine-safe TLS access: see the comment in coroutine-ucontext.c. */
 static __attribute__((noinline)) LocalPool *pool_local(void)
 {
-    barrier();
-    return &tls_pool;
+    LocalPool *pool = &tls_pool;
+
+    asm("" : "+r"(pool));       /* opaque: see co_get_leader() */
+    return pool;
 }
 
 static Coroutine *coroutine_alloc(void)
