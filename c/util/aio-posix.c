@@ -516,7 +516,15 @@ bool aio_poll(AioContext *ctx, bool blocking)
     if (AIOLAB_CHECKS) {
         aio_poll_check_rules(ctx, __func__);
     }
-    trace_begin(TE_AIO_POLL, qatomic_read(&ctx->name), blocking);
+    /*
+     * Only a blocking poll is a slice of its own: it is where a thread
+     * waits for work.  A non-blocking one is a dispatch pass whose
+     * callbacks are traced themselves, and two events more per pass
+     * would double tracing's cost on a busy loop.
+     */
+    if (blocking) {
+        trace_begin(TE_AIO_POLL, qatomic_read(&ctx->name), blocking);
+    }
 
     /* Handlers removed from now on are only marked deleted. */
     qemu_lockcnt_inc(&ctx->list_lock);
@@ -576,7 +584,9 @@ bool aio_poll(AioContext *ctx, bool blocking)
     qemu_lockcnt_dec(&ctx->list_lock);
 
     progress |= timerlistgroup_run_timers(&ctx->tlg);
-    trace_end(TE_AIO_POLL, qatomic_read(&ctx->name), progress);
+    if (blocking) {
+        trace_end(TE_AIO_POLL, qatomic_read(&ctx->name), progress);
+    }
     return progress;
 }
 

@@ -60,8 +60,16 @@ static void test_records_bh_and_poll(void)
     ASSERT_TRUE(has(r, n, "qemu_bh_schedule", 'i', "my_bh"));
     ASSERT_TRUE(has(r, n, "aio_bh_call", 'B', "my_bh"));
     ASSERT_TRUE(has(r, n, "aio_bh_call", 'E', "my_bh"));
-    ASSERT_TRUE(has(r, n, "aio_poll", 'B', "traced"));
+    /* A non-blocking poll is no slice of its own. */
+    ASSERT_FALSE(has(r, n, "aio_poll", 'B', "traced"));
     ASSERT_TRUE(has(r, n, "my-mark", 'i', NULL));
+    free(r);
+    /* A blocking one is (the BH is ready, so it does not sleep). */
+    qemu_bh_schedule(bh);
+    ASSERT_TRUE(aio_poll(ctx, true));
+    r = collect(&n, t0);
+    ASSERT_TRUE(has(r, n, "aio_poll", 'B', "traced"));
+    ASSERT_TRUE(has(r, n, "aio_poll", 'E', "traced"));
     /* Time order, and all after t0. */
     for (i = 0; i < n; i++) {
         ASSERT_GE(r[i].ts_ns, t0);

@@ -9,7 +9,7 @@ def test_capture_bh(ctx, tmp_path):
     bh = ctx.bh(lambda: None, name="traced_bh")
     with aiolab.trace() as t:
         bh.schedule()
-        ctx.poll()
+        ctx.poll(True)          # a blocking poll is a slice (it is ready)
         aiolab.mark("python-mark", 5)
     names = {(e.name, e.phase, e.label) for e in t.events}
     assert ("qemu_bh_schedule", "i", "traced_bh") in names
@@ -41,7 +41,7 @@ def test_disable(ctx):
     try:
         with aiolab.trace() as t:       # a capture turns it on for its span
             ctx.notify()
-            ctx.poll()
+            ctx.poll(True)      # notified: returns at once
         assert t.count("aio_poll") == 2
     finally:
         aiolab.set_tracing(True)
