@@ -60,7 +60,8 @@ LDFLAGS_SAN := $(SANFLAGS)
 ZDEFS := $(if $(SAN),,-Wl,-z,defs)
 
 # --- the library -------------------------------------------------------
-LIB_SRCS := $(sort $(wildcard c/util/*.c c/system/*.c c/block/*.c c/hw/*.c))
+LIB_SRCS := $(sort $(wildcard c/util/*.c c/system/*.c c/block/*.c c/hw/*.c \
+                               c/export/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB_SO   := $(BUILD)/libaiolab.so
 LIB_A    := $(BUILD)/libaiolab.a
@@ -111,7 +112,7 @@ $(CFFI_MOD): bindings/cffi/build.py $(CDEFS) $(LIB_SO)
 	$(Q)$(PYTHON) bindings/cffi/build.py --build $(BUILD) --out $(PYPKG)
 
 # -threads: every call releases the GIL (callbacks from IOThreads take it).
-$(SWIG_MOD): bindings/swig/aiolab.i $(CDEFS) $(LIB_SO)
+$(SWIG_MOD): bindings/swig/aiolab.i bindings/swig/hw.i $(CDEFS) $(LIB_SO)
 	@mkdir -p $(BUILD)/swig
 	@$(if $(Q),echo "  SWIG    $@")
 	$(Q)swig -python -threads -w451 -Ic/include -o $(BUILD)/swig/aiolab_swig_wrap.c -outdir $(PYPKG) $<

@@ -59,7 +59,7 @@ struct BlockBackend {
     int refcnt;
     const BlockDevOps *dev_ops;
     void *dev_opaque;
-    bool allow_aio_context_change;  /* set by blk_set_aio_context */
+    bool allow_aio_context_change;  /* blk_set_aio_context, exports */
     QLIST_HEAD(, BlockBackendAioNotifier) aio_notifiers;
     QTAILQ_ENTRY(BlockBackend) link;
 
@@ -352,6 +352,13 @@ void blk_set_dev_ops(BlockBackend *blk, const BlockDevOps *ops, void *opaque)
     if (qatomic_read(&blk->quiesce_counter) && ops && ops->drained_begin) {
         ops->drained_begin(opaque);
     }
+}
+
+void blk_set_allow_aio_context_change(BlockBackend *blk, bool allow)
+{
+    GLOBAL_STATE_CODE();
+    REQUIRE_LIVE(blk, BLK_MAGIC, "BlockBackend");
+    blk->allow_aio_context_change = allow;
 }
 
 void blk_set_disable_request_queuing(BlockBackend *blk, bool disable)

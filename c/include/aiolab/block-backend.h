@@ -98,6 +98,15 @@ AIOLAB_API void blk_set_dev_ops(BlockBackend *blk, const BlockDevOps *ops,
                                 void *opaque);
 
 /**
+ * blk_set_allow_aio_context_change: let the graph move this BlockBackend
+ * to another AioContext even with a device attached (an export that
+ * follows its node: the device's AioContext notifier moves its handlers).
+ * Context: main loop, BQL held.
+ */
+AIOLAB_API void blk_set_allow_aio_context_change(BlockBackend *blk,
+                                                 bool allow);
+
+/**
  * blk_set_disable_request_queuing: let requests run even while drained
  * (block jobs and tests do).  Context: main loop, BQL held.
  */
