@@ -36,13 +36,14 @@ PARTS = [
     ("aiolab._tasks", "Tasks"),
     ("aiolab._trace", "Tracing"),
     ("aiolab._asyncio", "asyncio"),
+    ("aiolab._job", "Block jobs"),
     ("aiolab", "The package"),
 ]
 
 # What an instance is called in the member lists ("ctx.poll()").
 INSTANCE_NAMES = {"AioContext": "ctx", "EventNotifier": "notifier",
                   "IOThread": "io", "MainLoop": "main", "Future": "fut",
-                  "Trace": "t"}
+                  "Trace": "t", "Job": "job"}
 # What leaving a `with` block does, when it is not close().
 LEAVING = {"IOThread": "stops and destroys it",
            "Trace": "ends the capture", "span": "ends the slice"}

@@ -24,6 +24,8 @@ from ._trace import (Trace, TraceEvent, Slice, mark, set_tracing, span,
 from ._asyncio import attach_to_asyncio
 from ._block import (BlockBackend, BlockDriverState, drain_all_begin,
                      drain_all_end, drained_all, nodes)
+from ._job import (Job, JobEvent, JobInfo, JobListener, add_job_listener,
+                   jobs, mirror, query_block_jobs)
 
 __version__ = _B.str(lib.aiolab_version())
 
@@ -53,4 +55,6 @@ __all__ = [
     "dump_state", "checks_enabled", "lib", "BINDING", "CLOCKS", "SCALES",
     "BlockBackend", "BlockDriverState", "drained_all", "drain_all_begin",
     "drain_all_end", "nodes",
+    "Job", "JobEvent", "JobInfo", "JobListener", "add_job_listener", "jobs",
+    "mirror", "query_block_jobs",
 ]

@@ -20,6 +20,11 @@ if BINDING not in ("cffi", "swig"):
 # WRITE, POLL, POLL_READY).
 READ, POLL, POLL_READY, POLL_BEGIN, POLL_END, WRITE = range(6)
 
+# A job event (AiolabJobEvent) reaches its Python listener as a tuple of
+# these fields, in this order, on either binding.
+JOB_EVENT_FIELDS = ("type", "id", "job_type", "status", "len", "offset",
+                    "speed", "ret", "error", "is_read", "action")
+
 
 class _Cffi:
     name = "cffi"
@@ -75,6 +80,16 @@ class _Cffi:
             ffi.from_handle(opaque)(int(ffi.cast("uintptr_t", ctx)))
 
         self.ATTACHED_CB = lib._aiolab_attached_cb
+
+        # A job event listener: fn(the event's fields, JOB_EVENT_FIELDS).
+        @ffi.def_extern(onerror=self._onerror)
+        def _aiolab_job_event_cb(ev, opaque):
+            ffi.from_handle(opaque)((
+                ev.type, self.chars(ev.id), self.chars(ev.job_type),
+                ev.status, ev.len, ev.offset, ev.speed, ev.ret,
+                self.chars(ev.error), bool(ev.is_read), ev.action))
+
+        self.JOB_EVENT_CB = lib._aiolab_job_event_cb
 
         def addr(e):
             return int(ffi.cast("uintptr_t", e))
@@ -270,6 +285,7 @@ class _Swig:
                        mod.AIOLAB_SWIG_FD_POLL_CB,
                        mod.AIOLAB_SWIG_FD_POLL_READY_CB)
         self.ATTACHED_CB = mod.AIOLAB_SWIG_ATTACHED_CB
+        self.JOB_EVENT_CB = mod.AIOLAB_SWIG_JOB_EVENT_CB
         self.NOTIFIER_CBS = (mod.AIOLAB_SWIG_NOTIFIER_READ_CB,
                              mod.AIOLAB_SWIG_NOTIFIER_POLL_CB,
                              mod.AIOLAB_SWIG_NOTIFIER_POLL_READY_CB,
@@ -350,6 +366,7 @@ class _Swig:
         "AiolabCoroutineInfo": "coroutineinfo_array",
         "IOThread *": "iothreadp_array",
         "BlockDriverState *": "bdrvp_array",
+        "BlockJobInfo": "jobinfo_array",
     }
 
     def array(self, ctype, n):
