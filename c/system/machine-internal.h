@@ -164,6 +164,8 @@ struct CPUState {
     int thread_id;                      /* atomic: published at start */
     EventNotifier kick;                 /* exit requests and IPIs */
     bool exit_request;                  /* atomic (QEMU's exit_request) */
+    bool ipi;                           /* atomic: an IPI since the guest
+                                         * last looked (polling guests) */
 
     /* QEMU's CPUState flags: BQL (and m->cpu_lock for the condvars) */
     bool created, stop, stopped, unplug;
@@ -266,6 +268,8 @@ int guest_submit(CPUState *cpu, GuestQueue *q, GuestReq **reqs, int n,
 void guest_collect(CPUState *cpu, GuestQueue *q);
 int guest_halt(CPUState *cpu, GuestQueue *q, int64_t timeout_ns);
 bool guest_used_pending(GuestQueue *q);
+bool guest_ipi_pending(CPUState *cpu);
+void guest_suppress_interrupts(GuestQueue *q);
 bool guest_device_failed(CPUState *cpu, MachineDevice *d);
 void guest_stats_add(CPUState *cpu, uint64_t *field, uint64_t n);
 

@@ -7,7 +7,8 @@
  *
  * Units: sizes in bytes with optional K/M/G/T suffixes (powers of 1024,
  * as QEMU's qemu_strtosz); runtime= and timeout= in seconds (decimals
- * allowed); mmio-hold=, mmio-period= and poll= in microseconds.
+ * allowed); mmio-hold=, mmio-period= and poll= in microseconds (poll=
+ * also takes "always").
  */
 #include <errno.h>
 #include <math.h>
@@ -153,10 +154,13 @@ static bool set_key(AiolabWorkloadConf *c, const char *key, const char *v,
     } else if (!strcmp(key, "runtime") || !strcmp(key, "timeout")) {
         NEED(parse_time(v, 1e9, &t) && t > 0, "a duration in seconds");
         *(!strcmp(key, "runtime") ? &c->runtime_ns : &c->timeout_ns) = t;
+    } else if (!strcmp(key, "poll") && !strcmp(v, "always")) {
+        c->poll_ns = AIOLAB_WORKLOAD_POLL_ALWAYS;
     } else if (!strcmp(key, "mmio-hold") || !strcmp(key, "mmio-period") ||
                !strcmp(key, "poll")) {
         NEED(parse_time(v, 1e3, &t) && t <= 10 * 1000000000LL,
-             "a duration in microseconds (at most 10 s)");
+             strcmp(key, "poll") ? "a duration in microseconds (at most 10 s)"
+             : "a duration in microseconds (at most 10 s) or 'always'");
         if (!strcmp(key, "mmio-hold")) {
             c->mmio_hold_ns = t;
         } else if (!strcmp(key, "mmio-period")) {

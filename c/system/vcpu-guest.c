@@ -268,6 +268,36 @@ void guest_collect(CPUState *cpu, GuestQueue *q)
     }
 }
 
+/* Has another vCPU sent us an IPI (it collected one of our requests)
+ * since we last asked?  Polling guests ask instead of halting. */
+bool guest_ipi_pending(CPUState *cpu)
+{
+    return qatomic_read(&cpu->ipi) && qatomic_xchg(&cpu->ipi, false);
+}
+
+/*
+ * A polling driver's queue (Linux's virtqueue_disable_cb on a poll
+ * queue): ask the device for no interrupt.  With EVENT_IDX, used_event
+ * one behind the next entry to collect: the device signals only when
+ * used.idx passes it, i.e. not until 64K entries later, so this is
+ * repeated after each collection; without it, VRING_AVAIL_F_NO_INTERRUPT.
+ * Only for a queue this vCPU alone uses: a vCPU sharing it may be halted,
+ * waiting for the interrupt it asked for.
+ */
+void guest_suppress_interrupts(GuestQueue *q)
+{
+    if (q->users != 1) {
+        return;
+    }
+    pthread_mutex_lock(&q->lock);
+    if (q->vr.event_idx) {
+        aiolab_vring_set_used_event(&q->vr, q->vr.last_used_idx - 1);
+    } else {
+        aiolab_vring_set_no_interrupt(&q->vr, true);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
 /* Is a used entry waiting to be collected? */
 bool guest_used_pending(GuestQueue *q)
 {

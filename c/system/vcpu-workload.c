@@ -448,11 +448,37 @@ static int submit_more(CPUState *cpu)
     return sent;
 }
 
-/* Busy-poll the used ring for poll=, then halt. */
+/*
+ * poll=always: spin on the used ring (and on IPIs from a vCPU sharing the
+ * queue) with the queue's interrupts suppressed; never halt.  Back to the
+ * workload loop at least every 100 ms, so that lost requests are noticed.
+ */
+static int poll_for_completion(CPUState *cpu)
+{
+    Workload *w = &cpu->wl;
+    int64_t end = vcpu_now() + 100 * SCALE_MS;
+    unsigned spins = 0;
+
+    guest_suppress_interrupts(w->q);
+    while (!guest_used_pending(w->q) && !guest_ipi_pending(cpu)) {
+        if (vcpu_should_exit(cpu)) {
+            return -1;
+        }
+        if (++spins % 1024 == 0 && vcpu_now() > end) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Busy-poll the used ring for poll=, then halt (or poll=always). */
 static int wait_for_completion(CPUState *cpu)
 {
     Workload *w = &cpu->wl;
 
+    if (w->conf.poll_ns == AIOLAB_WORKLOAD_POLL_ALWAYS) {
+        return poll_for_completion(cpu);
+    }
     if (w->conf.poll_ns) {
         int64_t end = vcpu_now() + w->conf.poll_ns;
         while (vcpu_now() < end) {

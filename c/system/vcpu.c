@@ -93,10 +93,12 @@ void qemu_cpu_kick(CPUState *cpu)
     cond_broadcast(cpu->m, &cpu->halt_cond);
 }
 
-/* An inter-processor interrupt: wake a halted guest; no exit.  Any
- * thread. */
+/* An inter-processor interrupt: wake a halted guest (the eventfd) or
+ * tell a polling one (the flag, read by guest_ipi_pending()); no exit.
+ * Any thread. */
 void vcpu_ipi(CPUState *cpu)
 {
+    qatomic_set(&cpu->ipi, true);
     event_notifier_set(&cpu->kick);
 }
 

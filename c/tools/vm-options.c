@@ -61,7 +61,7 @@ void vm_usage(FILE *f)
 "The guest:\n"
 "  -workload vcpu=N,rw=randread|randwrite|randrw|seqwrite|seqread|verify,\n"
 "          bs=SIZE,iodepth=N,runtime=SEC|count=N[,device=ID][,queue=N]\n"
-"          [,offset=SIZE][,size=SIZE][,rwmixread=PCT][,seed=N][,poll=US]\n"
+"          [,offset=SIZE][,size=SIZE][,rwmixread=PCT][,seed=N][,poll=US|always]\n"
 "          [,timeout=SEC][,malformed=N]\n"
 "  -workload vcpu=N,mmio-hold=US[,mmio-period=US][,runtime=SEC|count=N]\n"
 "          a vCPU that holds the BQL for US per exit, sleeping\n"

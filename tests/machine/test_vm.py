@@ -167,6 +167,45 @@ def test_count_and_seqwrite(env):
     assert 0 < lat["p50"] <= lat["p99"] <= lat["p99.9"] <= lat["max"], lat
 
 
+def test_completion_polling(env):
+    """poll=always: the guest polls its used ring and asks for no
+    interrupt (EVENT_IDX's used_event kept behind), so a queue of its own
+    gets none; the default halts and is woken by one per completion at
+    QD1.  Shared queues keep their interrupts (a sharer may be halted)
+    and a polling vCPU still sees the IPI of one that collected for it."""
+    for placement in (["-object", "iothread,id=io0,poll-max-ns=100000",
+                       "-device", "virtio-blk,drive=disk0,iothread=io0"],
+                      ["-device", "virtio-blk,drive=disk0"]):
+        for poll in (",poll=always", ""):
+            rc, r, err = env.run_json(
+                *env.blockdev(), *placement, "-workload",
+                "vcpu=0,rw=randread,iodepth=1,count=300" + poll)
+            assert rc == 0, err
+            w = r["workloads"][0]
+            assert w["reads"] == 300 and w["lost"] == 0, w
+            if poll:
+                assert w["interrupts"] == 0, (placement, w)
+            else:
+                assert w["interrupts"] > 0, (placement, w)
+    # bounded polling, then halting
+    rc, r, err = env.run_json(
+        *env.blockdev(), "-object", "iothread,id=io0",
+        "-device", "virtio-blk,drive=disk0,iothread=io0",
+        "-workload", "vcpu=0," + VERIFY + ",poll=50")
+    assert rc == 0, err
+    verify_clean(r, 1)
+    # one queue, two vCPUs: one polls, one halts; then both poll
+    for polls in ((",poll=always", ""), (",poll=always", ",poll=always")):
+        rc, r, err = env.run_json(
+            "-smp", "2", "-object", "iothread,id=io0", *env.blockdev(),
+            "-device", "virtio-blk,drive=disk0,iothread=io0,num-queues=1",
+            "-workload", "vcpu=0," + VERIFY + polls[0],
+            "-workload", "vcpu=1," + VERIFY + polls[1])
+        assert rc == 0, err
+        verify_clean(r, 2)
+        assert [w["queue"] for w in r["workloads"]] == [0, 0]
+
+
 BAD = [
     (["-bogus"], "aiolab-vm: -bogus: invalid option"),
     (["-smp"], "aiolab-vm: -smp: requires an argument"),
@@ -227,6 +266,10 @@ BAD = [
     (["DISK", "-device", "virtio-blk,drive=disk0",
       "-workload", "vcpu=0,rw=randread,colour=red"],
      "Invalid parameter 'colour'"),
+    (["DISK", "-device", "virtio-blk,drive=disk0",
+      "-workload", "vcpu=0,rw=randread,poll=sometimes"],
+     "Parameter 'poll' expects a duration in microseconds (at most 10 s) "
+     "or 'always'"),
     (["-qmp", "tcp:localhost:4444"], "only unix:PATH sockets"),
 ]
 

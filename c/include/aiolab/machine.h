@@ -96,12 +96,19 @@ typedef struct AiolabWorkloadConf {
     int64_t mmio_period_ns;     /* mmio-period= microseconds between exits'
                                  * starts (2 x mmio-hold) */
     int64_t poll_ns;            /* poll=: microseconds the guest busy-polls
-                                 * the used ring before halting (0) */
+                                 * the used ring before halting (0), or
+                                 * AIOLAB_WORKLOAD_POLL_ALWAYS (poll=always:
+                                 * it never halts for completions) */
     uint64_t malformed_at;      /* malformed=N: request N is published as a
                                  * chain pointing outside guest RAM (0) */
     int64_t timeout_ns;         /* timeout=: seconds of guest time after
                                  * which a request counts as lost (30) */
 } AiolabWorkloadConf;
+
+/* poll=always: the guest polls its used ring instead of waiting for its
+ * interrupt, with the queue's interrupts suppressed (docs/machine.md,
+ * "Polling"). */
+#define AIOLAB_WORKLOAD_POLL_ALWAYS ((int64_t)-1)
 
 /** aiolab_workload_conf_init: the defaults above.  Context: any thread. */
 AIOLAB_API void aiolab_workload_conf_init(AiolabWorkloadConf *conf);
