@@ -26,7 +26,8 @@ CDEF_FILES = [
     "error.h", "event_notifier.h", "aio.h", "timer.h", "main-loop.h",
     "iothread.h", "aio-wait.h", "coroutine.h", "thread-pool.h",
     "defer-call.h", "trace.h", "debug.h", "iov.h", "block.h",
-    "block-backend.h", "blockjob.h",
+    "block-backend.h", "blockjob.h", "guest-memory.h", "virtio.h",
+    "virtio-blk.h", "virtio-guest.h", "machine.h",
 ]
 
 # Typedefs the cdefs use that the C headers do not name (block.h takes the
@@ -56,6 +57,8 @@ extern "Python" bool _aiolab_notifier_poll_cb(void *);
 extern "Python" void _aiolab_notifier_poll_ready_cb(EventNotifier *);
 extern "Python" void _aiolab_notifier_poll_begin_cb(EventNotifier *);
 extern "Python" void _aiolab_notifier_poll_end_cb(EventNotifier *);
+extern "Python" void _aiolab_machine_event_cb(void *,
+                                              const AiolabMachineEvent *);
 extern "Python" void _aiolab_job_event_cb(const AiolabJobEvent *, void *);
 void free(void *ptr);
 """

@@ -417,3 +417,4 @@ void aiolab_swig_write_mem(void *p, PyObject *data);
 %include "../cffi/cdefs/block.h"
 %include "../cffi/cdefs/block-backend.h"
 %include "../cffi/cdefs/blockjob.h"
+%include "hw.i"
