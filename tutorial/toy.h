@@ -118,6 +118,30 @@ static inline AiolabBqlStats toy_bql(int tid)
     return none;
 }
 
+/* toy_queue_stats: queue @q's counters (pops, notifies, irqfd...). */
+static inline AiolabVirtQueueStats toy_queue_stats(VirtIOBlock *s, int q)
+{
+    AiolabVirtQueueStats st;
+
+    aiolab_virtio_queue_get_stats(
+        virtio_get_queue(aiolab_virtio_blk_get_vdev(s), q), &st);
+    return st;
+}
+
+/* toy_cpu_ns: CPU time thread @tid used since the measurement began. */
+static inline int64_t toy_cpu_ns(AiolabMachine *m, int tid)
+{
+    AiolabThreadCpu all[64];
+    size_t n = aiolab_machine_get_thread_cpu(m, all, 64), i;
+
+    for (i = 0; i < n && i < 64; i++) {
+        if (all[i].tid == tid) {
+            return all[i].cpu_ns;
+        }
+    }
+    return 0;
+}
+
 /* toy_us: ns as microseconds, for printing. */
 static inline double toy_us(int64_t ns)
 {
