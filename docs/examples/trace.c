@@ -47,7 +47,7 @@ int main(void)
 
     aio_bh_schedule_oneshot(ctx, hello_bh, &runs);
     aiolab_trace_begin("my step", 1);       /* a slice of your own */
-    aio_poll(ctx, false);                   /* runs hello_bh */
+    aio_poll(ctx, true);                    /* runs hello_bh (ready: no wait) */
     aiolab_trace_end("my step", 1);
     aiolab_trace_mark("done", runs);        /* an instant of your own */
 

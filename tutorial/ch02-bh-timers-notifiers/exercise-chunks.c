@@ -26,11 +26,11 @@ typedef struct {
     int bh_calls;
     int answered_at;    /* items_done when the request was answered */
     bool answered;
-} Job;
+} Work;
 
 static void process_bh(void *opaque)
 {
-    Job *job = opaque;
+    Work *job = opaque;
 
     job->bh_calls++;
     /* TODO: this does everything in one go, and the request waits. */
@@ -41,7 +41,7 @@ static void process_bh(void *opaque)
 
 static void on_request(void *opaque)
 {
-    Job *job = opaque;
+    Work *job = opaque;
     char c;
 
     if (read(job->fd, &c, 1) == 1) {
@@ -53,7 +53,7 @@ static void on_request(void *opaque)
 int main(void)
 {
     AioContext *ctx = aio_context_new(&error_abort);
-    Job job = { 0 };
+    Work job = { 0 };
     int fds[2];
 
     qemu_set_current_aio_context(ctx);

@@ -15,7 +15,7 @@
 typedef struct {
     bool done;      /* atomic: set by the IOThread */
     bool kick;      /* call aio_wait_kick() after setting done */
-} Job;
+} Work;
 
 static AioContext *io_ctx;
 static bool go;     /* atomic: see hold_until_main_loop_sleeps() */
@@ -43,7 +43,7 @@ static void hold_until_main_loop_sleeps(void)
 /* Runs in the IOThread: finish the job, then wake whoever waits for it. */
 static void job_bh(void *opaque)
 {
-    Job *j = opaque;
+    Work *j = opaque;
 
     hold_until_main_loop_sleeps();
     __atomic_store_n(&j->done, true, __ATOMIC_SEQ_CST);
@@ -69,7 +69,7 @@ static double run_job(bool kick, int rescue_ms, bool *rescued, int *bhs)
     AioContext *main_ctx = qemu_get_aio_context();
     QEMUTimer *rescue = aio_timer_new(main_ctx, QEMU_CLOCK_REALTIME,
                                       SCALE_MS, rescue_cb, rescued);
-    Job j = { .kick = kick };
+    Work j = { .kick = kick };
     int64_t t0 = tut_now_ns();
     bool waited;
 

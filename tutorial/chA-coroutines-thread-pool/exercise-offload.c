@@ -27,12 +27,12 @@ typedef struct {
     const char *data;           /* what to checksum */
     int ret;                    /* the checksum, or -errno */
     bool done;
-} Job;
+} Work;
 
 /* Blocks until three heartbeats (or 1 s), then sums the bytes. */
 static int slow_checksum(void *opaque)
 {
-    Job *job = opaque;
+    Work *job = opaque;
     struct timespec deadline;
     int i, sum = 0;
 
@@ -51,7 +51,7 @@ static int slow_checksum(void *opaque)
 
 static void coroutine_fn checksum_co(void *opaque)
 {
-    Job *job = opaque;
+    Work *job = opaque;
 
     /* TODO: this blocks the event loop.  Run it in the thread pool. */
     job->ret = slow_checksum(job);
@@ -67,7 +67,7 @@ static void heartbeat_cb(void *opaque)
 
 int main(void)
 {
-    Job job = { .data = "aiolab" };
+    Work job = { .data = "aiolab" };
     AioContext *ctx;
 
     qemu_init_main_loop(&error_abort);

@@ -25,11 +25,11 @@ typedef struct {
     int bh_calls;
     int answered_at;    /* items_done when the request was answered */
     bool answered;
-} Job;
+} Work;
 
 static void process_bh(void *opaque)
 {
-    Job *job = opaque;
+    Work *job = opaque;
     int i;
 
     job->bh_calls++;
@@ -48,7 +48,7 @@ static void process_bh(void *opaque)
 
 static void on_request(void *opaque)
 {
-    Job *job = opaque;
+    Work *job = opaque;
     char c;
 
     if (read(job->fd, &c, 1) == 1) {
@@ -60,7 +60,7 @@ static void on_request(void *opaque)
 int main(void)
 {
     AioContext *ctx = aio_context_new(&error_abort);
-    Job job = { 0 };
+    Work job = { 0 };
     int fds[2];
 
     qemu_set_current_aio_context(ctx);

@@ -26,12 +26,12 @@ typedef struct {
     const char *data;           /* what to checksum */
     int ret;                    /* the checksum, or -errno */
     bool done;
-} Job;
+} Work;
 
 /* Blocks until three heartbeats (or 1 s), then sums the bytes. */
 static int slow_checksum(void *opaque)
 {
-    Job *job = opaque;
+    Work *job = opaque;
     struct timespec deadline;
     int i, sum = 0;
 
@@ -50,7 +50,7 @@ static int slow_checksum(void *opaque)
 
 static void coroutine_fn checksum_co(void *opaque)
 {
-    Job *job = opaque;
+    Work *job = opaque;
 
     /*
      * A worker thread runs it; this coroutine yields meanwhile, so the
@@ -70,7 +70,7 @@ static void heartbeat_cb(void *opaque)
 
 int main(void)
 {
-    Job job = { .data = "aiolab" };
+    Work job = { .data = "aiolab" };
     AioContext *ctx;
 
     qemu_init_main_loop(&error_abort);
