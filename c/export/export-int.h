@@ -13,5 +13,6 @@
 #include <aiolab/export.h>
 
 /* The built-in drivers (each in its own file). */
+extern const BlockExportDriver blk_exp_vhost_user_blk;  /* vhost-user-blk.c */
 
 #endif
