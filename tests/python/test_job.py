@@ -260,3 +260,52 @@ def test_bad_input_and_rules(main):
             with aiolab.bql():
                 use()
     assert "released" in repr(job)
+
+
+def test_undrained_switch_loses_a_write(gs, tmp_path):
+    """The test-only switch without a drained section: a write held in
+    the old node finishes there after the switch; inside a section (what
+    bdrv_replace_node() does) it cannot."""
+    io = aiolab.IOThread("io0")
+    results = {}
+    for drained in (False, True):
+        tag = "d" if drained else "u"
+        f_old, _ = file_node(tmp_path, f"{tag}old-file", b"A" * SIZE)
+        f_new, _ = file_node(tmp_path, f"{tag}new-file", b"A" * SIZE)
+        old = aiolab.BlockDriverState.open(
+            f"driver=blkdebug,image={tag}old-file,node-name={tag}old")
+        new = aiolab.BlockDriverState.open(
+            f"driver=blkdebug,image={tag}new-file,node-name={tag}new")
+        blk = aiolab.BlockBackend()
+        blk.insert(old)
+        old.break_at("write-aio", "held")
+        acked = []
+
+        async def write():
+            await blk.aio_write(0, b"B" * 4096)
+            acked.append(True)
+            aiolab.aio_wait_kick()
+        io.run(lambda: io.ctx.create_task(write()))
+        aiolab.aio_wait_while(None, lambda: not old.is_suspended("held"))
+        rel = aiolab.main_loop().ctx.timer(lambda: old.resume("held"),
+                                           scale="ms")
+        rel.mod(rel.now() + 50)
+        if drained:
+            with old.drained(), new.drained():
+                assert acked                # the drain waited for it
+                aiolab.test_replace_node_undrained(old, new)
+        else:
+            aiolab.test_replace_node_undrained(old, new)
+            assert not acked and old.in_flight == 1
+        aiolab.aio_wait_while(None, lambda: not acked)
+        assert blk.bs is new
+        results[drained] = (blk.pread(0, 1), new.in_flight, old.in_flight)
+        rel.close()
+        blk.unref()
+    # Either way the write went to the old node and the guest now reads
+    # the new one (no copy here): what differs is when -- after the
+    # switch without a section, before it with one.
+    assert results[False] == results[True] == (b"A", 0, 0)
+    with pytest.raises(TypeError):
+        aiolab.test_replace_node_undrained("old", new)
+    io.close()

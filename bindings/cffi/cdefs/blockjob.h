@@ -1,8 +1,9 @@
 /*
  * cdefs for aiolab/blockjob.h: driving block jobs (start a mirror,
  * complete, cancel, pause, query, events).  C-only (bindings/c-only.txt):
- * a job's own code - JobDriver and the coroutine_fns it calls - and the
- * test-only undrained swap.  BlockdevOnError and BlockErrorAction are
+ * a job's own code - JobDriver and the coroutine_fns it calls.  The
+ * test-only undrained swap is bound for the chapter 7 notebook (it shows
+ * the race drained sections prevent).  BlockdevOnError and BlockErrorAction are
  * defined here, once: aiolab/hw/virtio-blk.h shares them (a guard macro
  * in C), so its cdefs must not repeat them.
  */
@@ -118,3 +119,5 @@ bool aiolab_job_is_busy(Job *job);
 void aiolab_job_get_progress(Job *job, uint64_t *current, uint64_t *total);
 int aiolab_job_get_ret(Job *job);
 void job_enter(Job *job);
+int aiolab_test_replace_node_undrained(BlockDriverState *from,
+                                       BlockDriverState *to, Error **errp);

@@ -25,7 +25,8 @@ from ._asyncio import attach_to_asyncio
 from ._block import (BlockBackend, BlockDriverState, drain_all_begin,
                      drain_all_end, drained_all, nodes)
 from ._job import (Job, JobEvent, JobInfo, JobListener, add_job_listener,
-                   jobs, mirror, query_block_jobs)
+                   jobs, mirror, query_block_jobs,
+                   test_replace_node_undrained)
 
 __version__ = _B.str(lib.aiolab_version())
 
@@ -56,5 +57,5 @@ __all__ = [
     "BlockBackend", "BlockDriverState", "drained_all", "drain_all_begin",
     "drain_all_end", "nodes",
     "Job", "JobEvent", "JobInfo", "JobListener", "add_job_listener", "jobs",
-    "mirror", "query_block_jobs",
+    "mirror", "query_block_jobs", "test_replace_node_undrained",
 ]

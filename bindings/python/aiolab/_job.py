@@ -178,6 +178,24 @@ def mirror(source, target, job_id=None, speed=0, granularity=0,
     return Job._wrap(ptr, owned=True)
 
 
+def test_replace_node_undrained(old, new):
+    """TEST ONLY -- never use it for anything else.  bdrv_replace_node()
+    without its drained section (aiolab_test_replace_node_undrained):
+    every parent of node `old` now points to node `new`, but a request
+    already inside `old` stays there, completes there, and is
+    acknowledged after the switch although its data is not on `new`.
+    The chapter 7 notebook shows that race, then puts the section back
+    (bdrv_drained_begin/end of both nodes around this call, which is
+    what bdrv_replace_node() does).  Main loop, BQL held."""
+    from ._block import BlockDriverState
+    for what, node in (("old", old), ("new", new)):
+        if not isinstance(node, BlockDriverState):
+            raise TypeError(f"{what} must be an aiolab.BlockDriverState")
+    _gs("aiolab_test_replace_node_undrained")
+    call_errp(lib.aiolab_test_replace_node_undrained, old._live(),
+              new._live())
+
+
 def jobs():
     """Every job not yet dismissed, oldest first (job_next), each as a Job
     holding a reference of its own.  BQL held."""
