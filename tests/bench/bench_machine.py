@@ -57,11 +57,9 @@ histogram) and the aiolab run's thread CPU times and interrupt counts.
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
