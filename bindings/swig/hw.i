@@ -160,6 +160,18 @@ static void aiolab_swig_blkconf_set_vq(VirtIOBlkConf *c, size_t i,
     }
 }
 
+/* The last virtio_error() message, malloc'd (SWIG frees it). */
+static char *aiolab_swig_virtio_last_error(VirtIODevice *vdev)
+{
+    size_t n = aiolab_virtio_device_get_last_error(vdev, NULL, 0);
+    char *buf = malloc(n + 1);
+
+    if (buf) {
+        aiolab_virtio_device_get_last_error(vdev, buf, n + 1);
+    }
+    return buf;
+}
+
 /* virtqueue_pop() returns the element as void *. */
 static VirtQueueElement *aiolab_swig_elem(void *p)
 {
@@ -178,6 +190,8 @@ bool aiolab_swig_blkconf_add_mapping(VirtIOBlkConf *c, const char *iothread,
                                      int n_vqs);
 void aiolab_swig_blkconf_set_vq(VirtIOBlkConf *c, size_t i, uint16_t vq);
 VirtQueueElement *aiolab_swig_elem(void *p);
+%newobject aiolab_swig_virtio_last_error;
+char *aiolab_swig_virtio_last_error(VirtIODevice *vdev);
 
 /* Set through aiolab_swig_blkconf_set_str()/_add_mapping() only. */
 %immutable VirtIOBlkConf::id;

@@ -27,6 +27,10 @@ from ._block import (BlockBackend, BlockDriverState, drain_all_begin,
 from ._job import (Job, JobEvent, JobInfo, JobListener, add_job_listener,
                    jobs, mirror, query_block_jobs,
                    test_replace_node_undrained)
+from ._hw import GuestMemory, GuestRing
+from ._virtio import VirtIOBlk, VirtQueue, VirtQueueElement
+from ._driver import VirtIOBlkDriver, VirtIOBlkRequest
+from ._machine import LatencyHist, Machine
 
 __version__ = _B.str(lib.aiolab_version())
 
@@ -58,4 +62,6 @@ __all__ = [
     "drain_all_end", "nodes",
     "Job", "JobEvent", "JobInfo", "JobListener", "add_job_listener", "jobs",
     "mirror", "query_block_jobs", "test_replace_node_undrained",
+    "GuestMemory", "GuestRing", "VirtIOBlk", "VirtQueue", "VirtQueueElement",
+    "VirtIOBlkDriver", "VirtIOBlkRequest", "Machine", "LatencyHist",
 ]

@@ -431,6 +431,7 @@ class BlockBackend:
             if fn is not None:
                 check_callable(fn, what)
         _gs("blk_set_dev_ops")
+        _check_no_device(self, "set_dev_ops")
         from ._backend import READ, WRITE, POLL, POLL_READY
         fns = {READ: drained_begin, WRITE: drained_end, POLL: drained_poll,
                POLL_READY: resize}
@@ -597,10 +598,12 @@ class BlockBackend:
 
     # --- lifetime -------------------------------------------------------------
     def unref(self):
-        """Release the BlockBackend (blk_unref)."""
+        """Release the BlockBackend (blk_unref).  Refused while a
+        VirtIOBlk device uses it (close the device first)."""
         if self._ptr is None:
             return
         _gs("blk_unref")
+        _check_no_device(self, "unref")
         for n in self._notifiers:
             n.remove()
         ptr, self._ptr = self._ptr, None
@@ -617,6 +620,13 @@ class BlockBackend:
     def __repr__(self):
         return "<aiolab.BlockBackend>" if self._ptr else \
             "<aiolab.BlockBackend (closed)>"
+
+
+def _check_no_device(blk, what):
+    dev = getattr(blk, "_device", None)
+    if dev is not None and not dev.closed:
+        raise Error(f"BlockBackend.{what}: {dev!r} uses this BlockBackend "
+                    "(close the device first)")
 
 
 def _raise_notifier_exc():

@@ -272,9 +272,14 @@ class IOThread:
     join = stop
 
     def close(self):
-        """Stop the thread and free it and its context."""
+        """Stop the thread and free it and its context.  Refused while a
+        device or machine uses it (IOThreads have no reference count)."""
         if self._ptr is None:
             return
+        users = [u for u in self.__dict__.get("_users", ()) if not u.closed]
+        if users:
+            raise Error(f"IOThread '{self.id}' is used by {users[0]!r}: "
+                        "close it first")
         ptr = self._ptr
         try:
             self.stop()
