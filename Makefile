@@ -124,22 +124,27 @@ python: $(PY_MODULES)
 all: $(PY_MODULES)
 
 # --- programs ----------------------------------------------------------
-# Every c/tools/aiolab-*.c is a program; the other c/tools/*.c files and
-# the QMP monitor (c/monitor/, the one user of a JSON library: jansson) are
-# linked into every program, never into the library.
+# Every c/tools/aiolab-NAME.c is a program.  It links its own helpers,
+# c/tools/PREFIX-*.c with PREFIX = TOOL_PREFIX_aiolab-NAME or else NAME
+# (vm-*.c for aiolab-vm, img-*.c for aiolab-img, sd-*.c for
+# aiolab-storage-daemon), and the QMP monitor (c/monitor/, the one user of
+# a JSON library: jansson); never the library.
 TOOL_SRCS := $(wildcard c/tools/aiolab-*.c)
 TOOLS     := $(patsubst c/tools/%.c,$(BUILD)/bin/%,$(TOOL_SRCS))
-TOOL_LIB_SRCS := $(filter-out $(TOOL_SRCS),$(wildcard c/tools/*.c)) \
-                 $(wildcard c/monitor/*.c)
-TOOL_LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_LIB_SRCS))
-TOOL_LIBS := $(if $(TOOL_LIB_SRCS),-ljansson)
+TOOL_PREFIX_aiolab-storage-daemon := sd
+tool_prefix = $(or $(TOOL_PREFIX_$(1)),$(patsubst aiolab-%,%,$(1)))
+tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,\
+                $(wildcard c/tools/$(call tool_prefix,$(1))-*.c))
+MONITOR_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard c/monitor/*.c))
+TOOL_LIBS := -ljansson
 LINK_EXE   = $(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -L$(BUILD) -laiolab \
              -Wl,-rpath,$(abspath $(BUILD)) $(LDFLAGS_SAN) $(LIBS) -lm
 
 tools: $(TOOLS)
 .PHONY: tools
 
-$(BUILD)/bin/%: c/tools/%.c $(TOOL_LIB_OBJS) $(LIB_SO)
+.SECONDEXPANSION:
+$(BUILD)/bin/%: c/tools/%.c $$(call tool_objs,$$*) $(MONITOR_OBJS) $(LIB_SO)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(LINK_EXE) $(TOOL_LIBS)

@@ -13,6 +13,7 @@
 #include <aiolab/export.h>
 
 /* The built-in drivers (each in its own file). */
+extern const BlockExportDriver blk_exp_nbd;       /* nbd-export.c */
 extern const BlockExportDriver blk_exp_vhost_user_blk;  /* vhost-user-blk.c */
 
 #endif

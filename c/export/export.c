@@ -29,6 +29,7 @@ struct BlockExportOptions {
 
 /* The built-in drivers, as QEMU's blk_exp_drivers[]. */
 static const BlockExportDriver *const blk_exp_drivers[] = {
+    &blk_exp_nbd,
     &blk_exp_vhost_user_blk,
     NULL
 };

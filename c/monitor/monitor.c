@@ -264,11 +264,11 @@ static bool check_args(const QmpCommand *cmd, json_t *args, Error **errp)
 const QmpCommand *qmp_find_command(const char *name)
 {
     const QmpCommand *tables[] = { qmp_machine_commands, qmp_block_commands,
-                                   qmp_job_commands };
+                                   qmp_job_commands, qmp_export_commands };
     size_t t;
     int i;
 
-    for (t = 0; t < 3; t++) {
+    for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         for (i = 0; tables[t][i].name; i++) {
             if (!strcmp(tables[t][i].name, name)) {
                 return &tables[t][i];
@@ -531,6 +531,7 @@ bool monitor_init_qmp(const char *spec, Error **errp)
     }
     if (!job_listener) {
         aiolab_job_add_event_listener(monitor_job_event, NULL);
+        blk_exp_set_deleted_listener(monitor_export_deleted, NULL);
         job_listener = true;
     }
     l = calloc(1, sizeof(*l));
@@ -551,8 +552,8 @@ void monitor_wait_clients(void)
         if (l->wait) {
             int fd;
 
-            fprintf(stderr, "aiolab-vm: QMP: waiting for a connection on "
-                    "%s\n", l->path);
+            fprintf(stderr, "%s: QMP: waiting for a connection on %s\n",
+                    program_invocation_short_name, l->path);
             bql_unlock();
             fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
             bql_lock();
@@ -584,6 +585,7 @@ void monitor_cleanup(void)
     }
     if (job_listener) {
         aiolab_job_remove_event_listener(monitor_job_event, NULL);
+        blk_exp_set_deleted_listener(NULL, NULL);
         job_listener = false;
     }
 }

@@ -103,14 +103,30 @@ void monitor_machine_event(void *opaque, const AiolabMachineEvent *ev);
 
 /**
  * qmp_find_command: the command called @name, or NULL.  The tables are
- * qmp_machine_commands (qmp-cmds.c), qmp_block_commands (qmp-block.c)
- * and qmp_job_commands (qmp-jobs.c), each ending with a NULL name.
+ * qmp_machine_commands (qmp-cmds.c), qmp_block_commands (qmp-block.c),
+ * qmp_job_commands (qmp-jobs.c) and qmp_export_commands (qmp-export.c),
+ * each ending with a NULL name.
  * Context: any thread.
  */
 const QmpCommand *qmp_find_command(const char *name);
 extern const QmpCommand qmp_machine_commands[];
 extern const QmpCommand qmp_block_commands[];
 extern const QmpCommand qmp_job_commands[];
+extern const QmpCommand qmp_export_commands[];
+
+/**
+ * monitor_export_deleted: the blk_exp_set_deleted_listener() callback
+ * that sends BLOCK_EXPORT_DELETED; monitor_init_qmp() registers it.
+ * Context: main loop, BQL held.
+ */
+void monitor_export_deleted(const char *id, void *opaque);
+
+/**
+ * monitor_set_quit_handler: what QMP "quit" does in a program without a
+ * machine (aiolab-storage-daemon: leave its main loop); with a machine,
+ * quit requests its shutdown.  Context: main loop, BQL held.
+ */
+void monitor_set_quit_handler(void (*fn)(void *opaque), void *opaque);
 
 /**
  * monitor_job_event: an AiolabJobEventFunc that sends JOB_STATUS_CHANGE,

@@ -61,11 +61,22 @@ static bool qmp_cont(json_t *args, json_t **ret, QapiErrorClass *cls,
     return true;
 }
 
+static void (*quit_handler)(void *opaque);
+static void *quit_opaque;
+
+void monitor_set_quit_handler(void (*fn)(void *opaque), void *opaque)
+{
+    quit_handler = fn;
+    quit_opaque = opaque;
+}
+
 static bool qmp_quit(json_t *args, json_t **ret, QapiErrorClass *cls,
                      Error **errp)
 {
     if (aiolab_machine_get_current()) {
         qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+    } else if (quit_handler) {
+        quit_handler(quit_opaque);
     }
     return true;
 }

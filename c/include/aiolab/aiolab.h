@@ -26,6 +26,7 @@
 #include <aiolab/block-backend.h>
 #include <aiolab/blockjob.h>
 #include <aiolab/export.h>
+#include <aiolab/nbd.h>
 #include <aiolab/hw/guest-memory.h>
 #include <aiolab/hw/virtio_wire.h>
 #include <aiolab/hw/virtio_blk_wire.h>
