@@ -226,8 +226,8 @@ static void test_errors(void)
     ro = null_node("ro0", true);
     blk_exp_add("type=test,id=e0,node-name=n0", &error_abort);
     expect_error("id=x,node-name=n0", "Parameter 'type' is missing");
-    expect_error("type=vhost-user-blk,id=x,node-name=n0",
-                 "export type 'vhost-user-blk' is not available");
+    expect_error("type=fuse,id=x,node-name=n0",
+                 "export type 'fuse' is not available");
     expect_error("type=floppy,id=x,node-name=n0",
                  "Parameter 'type' does not accept value 'floppy'");
     expect_error("type=test,node-name=n0", "Parameter 'id' is missing");
