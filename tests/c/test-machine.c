@@ -3,9 +3,10 @@
  * tests/c/test-machine.c - the toy machine in one process: vCPU threads
  * running the guest driver against virtio-blk in each placement, who
  * takes the BQL (counted per thread by aiolab_bql_get_stats), queues
- * shared between vCPUs, mmio-hold contention, vm_stop/vm_start, a
- * werror=stop request parked and re-issued on resume, a malformed ring
- * that breaks only the device, and the option and set-up errors.
+ * shared between vCPUs, completion polling, mmio-hold contention,
+ * vm_stop/vm_start, a werror=stop request parked and re-issued on
+ * resume, a malformed ring that breaks only the device, and the option
+ * and set-up errors.
  *
  * Every run uses the verify workload on a real file (null-co keeps no
  * data), so each case also checks that nothing was lost or corrupted.
@@ -301,6 +302,31 @@ static void test_shared_queue(void)
     aiolab_machine_free(m);
 }
 
+/* Completion polling (poll=): vCPU 0 polls with interrupts off on the
+ * queue it shares with vCPU 3, which halts for its interrupts; vCPU 1
+ * polls a queue of its own, which then gets no interrupt at all; vCPU 2
+ * polls 20 us before halting.  Nothing is lost: a polling vCPU sees the
+ * IPI of the one that collected its completion. */
+static void test_polling(void)
+{
+    setup();
+    new_machine(4, false);
+    add_dev("disk0", "io0", true, 3);
+    workload("vcpu=0,rw=verify,iodepth=3,count=100,poll=always");
+    workload("vcpu=1,rw=verify,iodepth=3,count=100,poll=always");
+    workload("vcpu=2,rw=verify,iodepth=3,count=100,poll=20");
+    workload("vcpu=3,rw=verify,iodepth=3,count=100");
+    ASSERT(aiolab_machine_start(m, true, &error_abort));
+    ASSERT_EQ(run(NULL), SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+    for (int i = 0; i < 4; i++) {
+        expect_clean(i, 100);
+    }
+    ASSERT_EQ(stats(3).queue, 0);
+    ASSERT_EQ(stats(1).queue, 1);
+    ASSERT_EQ(stats(1).interrupts, 0);
+    aiolab_machine_free(m);
+}
+
 /* A vCPU that sleeps 2 ms per exit with the BQL held: the main loop,
  * which handles the disk here, waits for it, and the stats show it. */
 static void test_mmio_hold(void)
@@ -489,6 +515,12 @@ static void test_parse(void)
     expect_parse_error("iodepth=0", "Parameter 'iodepth' expects");
     expect_parse_error("nope=1", "Invalid parameter 'nope'");
     expect_parse_error("vcpu", "Expected '=' after parameter 'vcpu'");
+    ASSERT(aiolab_workload_parse("poll=always", &w, &error_abort));
+    ASSERT_EQ(w.poll_ns, AIOLAB_WORKLOAD_POLL_ALWAYS);
+    ASSERT(aiolab_workload_parse("poll=2.5", &w, &error_abort));
+    ASSERT_EQ(w.poll_ns, 2500);
+    expect_parse_error("poll=never", "Parameter 'poll' expects a duration "
+                       "in microseconds (at most 10 s) or 'always'");
 }
 
 static void test_hist(void)
@@ -567,6 +599,7 @@ static const TestCase tests[] = {
     { "/machine/mmio-hold", test_mmio_hold },
     { "/machine/stop-cont", test_stop_cont },
     { "/machine/werror-stop", test_werror_stop },
+    { "/machine/polling", test_polling },
     { "/machine/malformed", test_malformed },
     { "/machine/no-shutdown", test_no_shutdown },
     { NULL }
