@@ -28,7 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 NBDIR = os.path.join(ROOT, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NBDIR, "*.ipynb")))
 CHAPTERS = ["ch01-event-loop", "ch02-bh-timers-notifiers", "ch03-iothreads",
-            "ch05-waiting-safely", "chA-coroutines-thread-pool"]
+            "ch05-waiting-safely", "ch07-drained-sections",
+            "chA-coroutines-thread-pool"]
 CELL_TIMEOUT = 120          # seconds, per cell
 BUDGET = 60                 # seconds per notebook in quick mode (aim: < 20)
 

@@ -125,7 +125,7 @@ int main(void)
         usleep(1000);
     }
     CHECK_HINT("the kick sent during the section was handled after it",
-               get(&d.completed) == 2 && node_writes(disk) == writes + 1,
+               get(&d.completed) >= 2 && node_writes(disk) > writes,
                "drained_end must attach the handler again, and kick (an "
                "eventfd that is already set may not wake io0 by itself)");
 
