@@ -18,11 +18,12 @@
  * release semantics after elem->ret, and read with acquire by the
  * completion BH.
  *
- * Threads are created lazily, one at a time: a request that finds no idle
- * worker (and room under max) asks for one; the first new worker creates
- * the next, so no caller creates many threads while holding the lock, and
- * threads are created from the pool's own context (a BH), inheriting its
- * CPU affinity rather than a vCPU's.
+ * Threads are created lazily, one at a time: a request that finds more
+ * requests queued than idle or starting workers (and room under max) asks
+ * for one; the first new worker creates the next, so no caller creates
+ * many threads while holding the lock, and threads are created from the
+ * pool's own context (a BH), inheriting its CPU affinity rather than a
+ * vCPU's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -76,6 +77,7 @@ struct ThreadPool {
     QTAILQ_HEAD(, ThreadPoolElement) request_list;
     int cur_threads;        /* alive or about to be created */
     int idle_threads;       /* waiting on request_cond */
+    int queued;             /* elements on request_list */
     int new_threads;        /* backlog: counted but not yet created */
     int pending_threads;    /* created, not yet running */
     int min_threads;
@@ -166,6 +168,7 @@ static void *worker_thread(void *opaque)
         }
         req = QTAILQ_FIRST(&pool->request_list);
         QTAILQ_REMOVE(&pool->request_list, req, reqs);
+        pool->queued--;
         qatomic_set(&req->state, THREAD_ACTIVE);
         pthread_mutex_unlock(&pool->lock);
 
@@ -294,6 +297,7 @@ static void thread_pool_cancel(BlockAIOCB *acb)
     if (qatomic_read(&elem->state) == THREAD_QUEUED) {
         /* Not started: it never will.  Running work is not interrupted. */
         QTAILQ_REMOVE(&pool->request_list, elem, reqs);
+        pool->queued--;
         qemu_bh_schedule(pool->completion_bh);
         elem->ret = -ECANCELED;
         qatomic_store_release(&elem->state, THREAD_DONE);
@@ -355,10 +359,20 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
     trace_instant(TE_THREAD_POOL_SUBMIT, qatomic_read(&ctx->name), 0);
 
     pthread_mutex_lock(&pool->lock);
-    if (pool->idle_threads == 0 && pool->cur_threads < pool->max_threads) {
+    QTAILQ_INSERT_TAIL(&pool->request_list, req, reqs);
+    pool->queued++;
+    /*
+     * One more thread only if the queue outgrows the workers on their way
+     * to it: the idle ones (each signalled takes one request) and those
+     * being created.  Fast work (page-cache reads) is then carried by a
+     * few busy workers instead of max_threads mostly idle ones, and slow
+     * work still gets one worker per request in flight.
+     */
+    if (pool->queued > pool->idle_threads + pool->pending_threads +
+                       pool->new_threads &&
+        pool->cur_threads < pool->max_threads) {
         spawn_thread(pool);
     }
-    QTAILQ_INSERT_TAIL(&pool->request_list, req, reqs);
     pthread_mutex_unlock(&pool->lock);
     pthread_cond_signal(&pool->request_cond);
     return &req->common;
