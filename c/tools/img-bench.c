@@ -68,6 +68,8 @@ struct BenchData {
 /* The command line, shaped like qemu-img bench's. */
 typedef struct BenchOpts {
     ImgOpenConf open;
+    const char *objects[8];         /* --object main-loop,... */
+    int n_objects;
     int64_t count, depth, bufsize, step, offset, pattern, flush_interval;
     bool write, no_drain, quiet, random, json;
 } BenchOpts;
@@ -201,7 +203,7 @@ static void bench_print_json(const BenchOpts *o, const ImgImage *img,
 {
     json_t *j = json_pack(
         "{s:s, s:s, s:s, s:b, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:b, "
-        "s:I, s:I, s:b, s:f, s:f, s:f, s:b, s:b}",
+        "s:I, s:I, s:b, s:f, s:f, s:f, s:b, s:b, s:I}",
         "command", "bench", "filename", o->open.filename,
         "options", img->options, "direct", img->direct,
         "writethrough", img->writethrough,
@@ -215,7 +217,9 @@ static void bench_print_json(const BenchOpts *o, const ImgImage *img,
         "ns_per_request", secs * 1e9 / (double)b->count,
         "iops", (double)b->count / secs,
         "trace", aiolab_trace_get_enabled(),
-        "checks", aiolab_checks_enabled());
+        "checks", aiolab_checks_enabled(), "aio_max_batch",
+        (json_int_t)aiolab_aio_context_get_aio_max_batch(
+            qemu_get_aio_context()));
 
     json_dumpf(j, stdout, JSON_COMPACT);
     putchar('\n');
@@ -237,6 +241,11 @@ static int bench_run(const BenchOpts *o)
     ImgImage img;
     double secs;
 
+    for (int i = 0; i < o->n_objects; i++) {
+        if (!img_apply_object(o->objects[i])) {
+            return 1;
+        }
+    }
     if (!img_open(&o->open, &img)) {
         return 1;
     }
@@ -290,7 +299,8 @@ static void bench_usage(FILE *f)
 "usage: aiolab-img bench [-c count] [-d depth] [-f fmt] [--flush-interval=N]\n"
 "           [-i aio] [-n] [--no-drain] [-o offset] [--pattern=byte] [-q]\n"
 "           [-s buffer_size] [-S step_size] [-t cache] [-w] [-U]\n"
-"           [--image-opts] [--random] [--output=human|json] filename\n"
+"           [--image-opts] [--object main-loop,id=ID,...] [--random]\n"
+"           [--output=human|json] filename\n"
 "\n"
 "Run count requests (default 75000) of buffer_size bytes (default 4096),\n"
 "depth of them in flight (default 64), through a BlockBackend of\n"
@@ -305,6 +315,9 @@ static void bench_usage(FILE *f)
 "                without -t none)\n"
 "  -o offset     first offset; -S step between requests (default\n"
 "                buffer_size); offsets wrap to -o at the end of the image\n"
+"  --object main-loop,id=ID[,aio-max-batch=N][,thread-pool-min=N]\n"
+"                [,thread-pool-max=N]  the main context's properties\n"
+"                (aio-max-batch=1: each io_uring request submitted at once)\n"
 "  --random      aiolab: uniformly random offsets at those positions\n"
 "  --pattern=N   fill the write buffers with byte N (default 0)\n"
 "  --flush-interval=N  a flush every N requests (-w only); --no-drain:\n"
@@ -315,7 +328,7 @@ static void bench_usage(FILE *f)
 
 enum {
     OPT_FLUSH_INTERVAL = 256, OPT_NO_DRAIN, OPT_PATTERN, OPT_IMAGE_OPTS,
-    OPT_RANDOM, OPT_OUTPUT,
+    OPT_RANDOM, OPT_OUTPUT, OPT_OBJECT,
 };
 
 static const struct option bench_long_opts[] = {
@@ -327,6 +340,7 @@ static const struct option bench_long_opts[] = {
     { "force-share", no_argument, NULL, 'U' },
     { "random", no_argument, NULL, OPT_RANDOM },
     { "output", required_argument, NULL, OPT_OUTPUT },
+    { "object", required_argument, NULL, OPT_OBJECT },
     { NULL, 0, NULL, 0 },
 };
 
@@ -387,6 +401,13 @@ static int bench_opt(int c, const char *arg, BenchOpts *o)
             return 2;
         }
         o->json = !strcmp(arg, "json");
+        return 0;
+    case OPT_OBJECT:
+        if (o->n_objects == 8) {
+            img_error("--object: at most 8");
+            return 2;
+        }
+        o->objects[o->n_objects++] = arg;
         return 0;
     case 'f': o->open.fmt = arg; return 0;
     case 't': o->open.cache = arg; return 0;

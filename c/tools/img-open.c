@@ -14,6 +14,11 @@
  * BDRV_REQ_FUA (the block layer adds the flush), as QEMU's BlockBackend
  * does when its write cache is off.
  *
+ * --object main-loop,id=ID,aio-max-batch=N sets the main context's
+ * properties, as QEMU's main-loop object does: aio-max-batch bounds how
+ * many io_uring requests wait for one submission (0: the engine's default,
+ * a whole defer_call section).
+ *
  * Where QEMU differs: there is no "raw" format driver in aiolab, so
  * "-f raw" opens the file driver directly (QEMU puts a thin raw node over
  * the file node; "--image-opts driver=file,filename=..." gives QEMU the
@@ -173,6 +178,76 @@ static bool check_aio(const ImgOpenConf *conf, bool direct)
     }
     img_error("Invalid aio option '%s' (threads or io_uring)", aio);
     return false;
+}
+
+/* One "key=value" of a main-loop object into *@v.  Returns false after
+ * an error message. */
+static bool object_prop(const char *kv, const char *key, int64_t *v)
+{
+    size_t n = strlen(key);
+
+    if (strncmp(kv, key, n) || kv[n] != '=') {
+        return false;
+    }
+    if (!img_parse_int(kv + n + 1, 0, INT32_MAX, v)) {
+        img_error("Parameter '%s' expects a non-negative integer, got '%s'",
+                  key, kv + n + 1);
+        *v = -2;
+    }
+    return true;
+}
+
+bool img_apply_object(const char *spec)
+{
+    char *copy = strdup(spec), *save = NULL, *kv;
+    int64_t batch = -1, tmin = -1, tmax = -1, *v;
+    bool has_id = false, ok = true;
+    Error *err = NULL;
+
+    kv = strtok_r(copy, ",", &save);
+    if (!kv || (strcmp(kv, "main-loop") && strcmp(kv, "qom-type=main-loop"))) {
+        img_error("Invalid object type '%s' (aiolab-img knows main-loop)",
+                  kv ? kv : "");
+        free(copy);
+        return false;
+    }
+    while (ok && (kv = strtok_r(NULL, ",", &save))) {
+        v = NULL;
+        if (!strncmp(kv, "id=", 3) && kv[3]) {
+            has_id = true;
+            continue;
+        }
+        if (object_prop(kv, "aio-max-batch", &batch)) {
+            v = &batch;
+        } else if (object_prop(kv, "thread-pool-min", &tmin)) {
+            v = &tmin;
+        } else if (object_prop(kv, "thread-pool-max", &tmax)) {
+            v = &tmax;
+        } else {
+            img_error("Property 'main-loop.%.*s' not found",
+                      (int)strcspn(kv, "="), kv);
+        }
+        ok = v && *v != -2;
+    }
+    if (ok && !has_id) {
+        img_error("Parameter 'id' is missing");
+        ok = false;
+    }
+    if (ok && batch >= 0) {
+        aio_context_set_aio_params(qemu_get_aio_context(), batch);
+    }
+    if (ok && (tmin >= 0 || tmax >= 0)) {
+        aio_context_set_thread_pool_params(qemu_get_aio_context(),
+                                           tmin >= 0 ? tmin : 0,
+                                           tmax >= 0 ? tmax : 64, &err);
+        if (err) {
+            img_error("%s", error_get_pretty(err));
+            error_free(err);
+            ok = false;
+        }
+    }
+    free(copy);
+    return ok;
 }
 
 bool img_open(const ImgOpenConf *conf, ImgImage *img)

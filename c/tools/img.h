@@ -55,6 +55,17 @@ bool img_parse_size(const char *str, int64_t *out);
 bool img_parse_int(const char *str, int64_t min, int64_t max, int64_t *out);
 
 /**
+ * img_apply_object: --object main-loop,id=ID[,aio-max-batch=N]
+ * [,thread-pool-min=N][,thread-pool-max=N]: QEMU's main-loop object, the
+ * main context's event-loop properties (QEMU's EventLoopBase).  Prints a
+ * QEMU-style error for another type, a missing id or an unknown or bad
+ * property.
+ * Returns: true if applied.
+ * Context: main loop, BQL held, after qemu_init_main_loop().
+ */
+bool img_apply_object(const char *spec);
+
+/**
  * img_open: open @conf's image in a BlockBackend in the main context.
  * Prints a qemu-img style error ("Could not open 'x': ...") on failure.
  * Returns: true with *@img filled, or false.
