@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 NBDIR = os.path.join(ROOT, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NBDIR, "*.ipynb")))
-CHAPTERS = ["ch01-event-loop", "ch02-bh-timers-notifiers", "ch03-iothreads",
+CHAPTERS = ["ch00-win-day-one",
+            "ch01-event-loop", "ch02-bh-timers-notifiers", "ch03-iothreads",
             "ch05-waiting-safely", "ch07-drained-sections",
             "chA-coroutines-thread-pool"]
 CELL_TIMEOUT = 120          # seconds, per cell
