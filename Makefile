@@ -217,7 +217,7 @@ stress: test-build
 .PHONY: stress
 
 bench:
-	@scripts/deps.sh build test
+	@scripts/deps.sh build test clients
 	@$(SUBMAKE) RELEASE=1 all
 	@$(SUBMAKE) all
 	@$(PYTHON) tests/bench/run.py --build build/release --out build/bench
