@@ -70,7 +70,8 @@ static void blk_aio_complete_bh(void *opaque)
 {
     BlkAioEmAIOCB *acb = opaque;
 
-    AIOLAB_ASSERT(acb->has_returned, "completion BH before return");
+    AIOLAB_ASSERT(acb->has_returned, "completion BH ran before "
+                  "blk_aio_*() returned");
     blk_aio_complete(acb);
 }
 
