@@ -287,7 +287,8 @@ void blk_unref(BlockBackend *blk)
         return;
     }
     blk_drain(blk);
-    AIOLAB_ASSERT(blk->refcnt == 1, "BlockBackend resurrected by a drain");
+    AIOLAB_ASSERT(blk->refcnt == 1, "BlockBackend referenced again while "
+                  "its last blk_unref() drained it");
     blk->refcnt = 0;
     if (blk->root) {
         blk_remove_bs(blk);
