@@ -609,8 +609,8 @@ VirtIODevice *aiolab_virtio_blk_get_vdev(VirtIOBlock *s)
 AioContext *aiolab_virtio_blk_get_vq_aio_context(VirtIOBlock *s, int n)
 {
     REQUIRE_NONNULL(s);
-    AIOLAB_REQUIRE(n >= 0 && n < s->conf.num_queues, "got queue %d of %u", n,
-                   s->conf.num_queues);
+    AIOLAB_REQUIRE(n >= 0 && n < s->conf.num_queues, "got queue %d of a "
+                   "device with %u queues", n, s->conf.num_queues);
     return s->vq_aio_context[n];
 }
 

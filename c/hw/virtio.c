@@ -80,7 +80,8 @@ void virtio_cleanup(VirtIODevice *vdev)
 {
     for (int i = 0; i < vdev->nvqs; i++) {
         AIOLAB_ASSERT(!vdev->vq[i].host_notifier_enabled,
-                      "virtqueue %d still has its host notifier", i);
+                      "virtqueue %d still has its host notifier assigned "
+                      "(stop ioeventfd before freeing the device)", i);
         event_notifier_cleanup(&vdev->vq[i].guest_notifier);
     }
     event_notifier_cleanup(&vdev->config_notifier);
@@ -121,7 +122,8 @@ static VirtQueue *queue_or_die(VirtIODevice *vdev, int n, const char *func)
 {
     REQUIRE_NONNULL(vdev);
     if (n < 0 || n >= vdev->nvqs) {
-        aiolab_die(func, "got queue %d of a device with %d", n, vdev->nvqs);
+        aiolab_die(func, "got queue %d of a device with %d queues", n,
+                   vdev->nvqs);
     }
     return &vdev->vq[n];
 }
