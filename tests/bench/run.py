@@ -644,6 +644,9 @@ def row_table(row, results, med, errors, skipped):
             notes.append("backend " + extra["backend"])
         if "fdmon" in extra:
             notes.append("fd monitor " + extra["fdmon"])
+        if "iops" in extra:
+            notes.append("%.1fk IOPS" % (statistics.median(
+                r["iops"] for r in rs) / 1e3))
         cpo = [r.get("calls_per_op") for r in rs if "calls_per_op" in r]
         if cpo and min(cpo) < 0.999:
             notes.append("WARNING: callback ran on only %.0f%% of "
