@@ -140,12 +140,13 @@ def string_value(expr, macros):
 
 
 def string_macros(texts):
-    """#define NAME "literal" ... from the given (comment-stripped) texts."""
+    """#define NAME "literal" ... from the given (comment-stripped) texts;
+    the literals may follow on continuation lines."""
     macros = {}
     for text in texts:
         for m in re.finditer(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)[ \t]+"
-                             r"((?:\"(?:[^\"\\]|\\.)*\"[ \t]*)+)$", text,
-                             re.M):
+                             r"((?:(?:\\\n[ \t]*)?"
+                             r"\"(?:[^\"\\]|\\.)*\"[ \t]*)+)$", text, re.M):
             macros[m.group(1)] = string_value(m.group(2), {})
     return macros
 
