@@ -60,6 +60,9 @@ def suites(args):
     if os.path.exists(machine):
         out.append(("machine", [("machine", [PYTHON, machine], {},
                                  "harness")]))
+    img = os.path.join(ROOT, "tests", "img", "run.py")
+    if os.path.exists(img):
+        out.append(("img", [("aiolab-img", [PYTHON, img], {}, "harness")]))
     fuzz = os.path.join(ROOT, "tests", "fuzz", "run.py")
     if os.path.exists(fuzz):
         # Exit 77 (skipped) when clang cannot build libFuzzer targets.
