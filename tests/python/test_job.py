@@ -309,3 +309,26 @@ def test_undrained_switch_loses_a_write(gs, tmp_path):
     with pytest.raises(TypeError):
         aiolab.test_replace_node_undrained("old", new)
     io.close()
+
+
+def test_allow_aio_context_change(gs):
+    """A BlockBackend with dev ops (a "device") pins its node, unless it
+    allows the change, as an export does: then it follows."""
+    io = aiolab.IOThread("io0")
+    bs = aiolab.BlockDriverState.open("driver=null-co,size=1M")
+    user = aiolab.BlockBackend()
+    user.insert(bs)
+    user.set_dev_ops(drained_begin=lambda: None, drained_end=lambda: None)
+    with pytest.raises(aiolab.Error, match="Cannot change iothread of "
+                                           "active block backend"):
+        bs.change_aio_context(io.ctx)
+    assert bs.ctx is aiolab.main_loop().ctx
+    user.set_allow_aio_context_change(True)
+    moved = []
+    user.add_aio_context_notifier(attached=moved.append)
+    bs.change_aio_context(io.ctx)
+    assert bs.ctx is io.ctx and user.ctx is io.ctx and moved == [io.ctx]
+    bs.change_aio_context(aiolab.main_loop().ctx)
+    user.set_dev_ops()
+    user.unref()
+    io.close()

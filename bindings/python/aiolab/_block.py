@@ -456,6 +456,14 @@ class BlockBackend:
         _gs("blk_set_disable_request_queuing")
         lib.blk_set_disable_request_queuing(self._live(), bool(disable))
 
+    def set_allow_aio_context_change(self, allow):
+        """Let the graph move this BlockBackend to another AioContext even
+        with dev ops set (blk_set_allow_aio_context_change): what an
+        export that follows its node does; a device leaves it off, and
+        moves of its node are refused."""
+        _gs("blk_set_allow_aio_context_change")
+        lib.blk_set_allow_aio_context_change(self._live(), bool(allow))
+
     @property
     def in_flight(self):
         """Requests counted in flight on the BlockBackend (parked ones are not)."""
