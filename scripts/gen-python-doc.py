@@ -37,13 +37,21 @@ PARTS = [
     ("aiolab._trace", "Tracing"),
     ("aiolab._asyncio", "asyncio"),
     ("aiolab._job", "Block jobs"),
+    ("aiolab._hw", "Guest memory and the driver's ring"),
+    ("aiolab._virtio", "virtio-blk: the device and its queues"),
+    ("aiolab._driver", "A guest's virtio-blk driver"),
+    ("aiolab._machine", "The toy machine"),
     ("aiolab", "The package"),
 ]
 
 # What an instance is called in the member lists ("ctx.poll()").
 INSTANCE_NAMES = {"AioContext": "ctx", "EventNotifier": "notifier",
                   "IOThread": "io", "MainLoop": "main", "Future": "fut",
-                  "Trace": "t", "Job": "job"}
+                  "Trace": "t", "Job": "job", "GuestMemory": "mem",
+                  "GuestRing": "ring", "VirtIOBlk": "dev", "VirtQueue": "vq",
+                  "VirtQueueElement": "elem", "VirtIOBlkDriver": "drv",
+                  "VirtIOBlkRequest": "req", "Machine": "m",
+                  "LatencyHist": "hist"}
 # What leaving a `with` block does, when it is not close().
 LEAVING = {"IOThread": "stops and destroys it",
            "Trace": "ends the capture", "span": "ends the slice"}
