@@ -27,6 +27,8 @@ as a subprocess with its QEMU-shaped command line (docs/machine.md):
     hist_percentile(hist, p)   a percentile of a report's histogram
     latency_cdf(hist, ...)     plot a report's latency histogram as a CDF
     QMP(path)                  a minimal QMP client for -qmp unix:PATH
+    VMProcess(args, trace=None)  aiolab-vm in the background, started
+                               with -S and a QMP monitor: .qmp, .finish()
 """
 import collections
 import ctypes
@@ -444,3 +446,39 @@ class QMP:
     def close(self):
         self.file.close()
         self.sock.close()
+
+
+class VMProcess:
+    """aiolab-vm -json -S ARGS in the background, with a QMP monitor on a
+    scratch socket: .qmp is a connected QMP client, the guest waits for
+    .qmp.execute("cont"); finish() waits for the end and returns the
+    report (run_vm's rules)."""
+
+    _count = 0
+
+    def __init__(self, args, trace=None):
+        VMProcess._count += 1
+        self.sock = scratch(f"q{VMProcess._count}.sock")
+        self.cmd = [vm_binary(), "-json", "-S"] + [str(a) for a in args] + \
+            ["-qmp", f"unix:{self.sock},server=on,wait=off"]
+        if trace:
+            self.cmd += ["-trace-file", str(trace)]
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        try:
+            self.qmp = QMP(self.sock)
+        except OSError:
+            _, err = self.proc.communicate(timeout=60)
+            msg = err.strip().splitlines()
+            raise VMError(self.proc.returncode,
+                          msg[-1] if msg else "no QMP monitor", self.cmd)
+
+    def finish(self, timeout=120):
+        """Wait for aiolab-vm to exit; its report."""
+        out, err = self.proc.communicate(timeout=timeout)
+        self.qmp.close()
+        if self.proc.returncode not in (0, 2):
+            raise RuntimeError(f"aiolab-vm exited with "
+                               f"{self.proc.returncode}:\n{err}")
+        return json.loads(out)
+

@@ -29,7 +29,7 @@ NBDIR = os.path.join(ROOT, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NBDIR, "*.ipynb")))
 CHAPTERS = ["ch00-win-day-one",
             "ch01-event-loop", "ch02-bh-timers-notifiers", "ch03-iothreads",
-            "ch05-waiting-safely", "ch07-drained-sections",
+            "ch04-bql-vcpus", "ch05-waiting-safely", "ch07-drained-sections",
             "chA-coroutines-thread-pool"]
 CELL_TIMEOUT = 120          # seconds, per cell
 BUDGET = 60                 # seconds per notebook in quick mode (aim: < 20)
