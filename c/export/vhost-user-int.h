@@ -109,6 +109,7 @@ struct VuServer {
 bool vu_send_reply(VuServer *s, VhostUserMsg *m, uint32_t size, int fd,
                    Error **errp);
 void vu_log_error(VuServer *s, const char *fmt, ...) AIOLAB_PRINTF(2, 3);
+void vu_log_info(VuServer *s, const char *fmt, ...) AIOLAB_PRINTF(2, 3);
 bool vu_has_protocol_feature(VuServer *s, unsigned int bit);
 
 /* vhost-user-vring.c: the handlers of the memory and ring messages (false

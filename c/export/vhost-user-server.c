@@ -91,21 +91,40 @@ const char *vu_request_name(uint32_t request)
                                                       : "unknown";
 }
 
-void vu_log_error(VuServer *s, const char *fmt, ...)
+static void vu_log(VuServer *s, bool error, const char *fmt, va_list ap)
 {
-    va_list ap;
     char *msg;
 
     if (vu_server_quiet) {
         return;
     }
-    va_start(ap, fmt);
     if (vasprintf(&msg, fmt, ap) < 0) {
         msg = NULL;
     }
-    va_end(ap);
-    error_report("%s: %s", s->name, msg ? msg : fmt);
+    if (error) {
+        error_report("%s: %s", s->name, msg ? msg : fmt);
+    } else {
+        fprintf(stderr, "aiolab: %s: %s\n", s->name, msg ? msg : fmt);
+    }
     free(msg);
+}
+
+void vu_log_error(VuServer *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vu_log(s, true, fmt, ap);
+    va_end(ap);
+}
+
+void vu_log_info(VuServer *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vu_log(s, false, fmt, ap);
+    va_end(ap);
 }
 
 bool vu_has_protocol_feature(VuServer *s, unsigned int bit)

@@ -336,19 +336,36 @@ static void vu_apply_call_fd(void *opaque)
     }
 }
 
-/* In the queue's home thread: enabled iff started and enabled; an
- * enabled queue looks at its ring at once (requests may be waiting). */
+/*
+ * In the queue's home thread (or with the device stopped): enabled iff
+ * started and enabled.  A queue that comes on in a running device first
+ * resubmits what the in-flight log says a previous back-end left undone
+ * (pops of a disabled queue return nothing, so not before), then looks
+ * at its ring (requests may be waiting without a kick), and interrupts
+ * the guest once: a back-end that died between publishing completions
+ * and signalling them left the guest waiting for an interrupt (a
+ * spurious one costs the guest a look at its used ring).
+ */
 static void vu_apply_enable(void *opaque)
 {
     VuVring *vr = opaque;
-    VirtIODevice *vdev = vr->server->vdev;
+    VuServer *s = vr->server;
+    VirtQueue *vq = virtio_get_queue(s->vdev, vr->index);
     bool on = vr->started && vr->enabled;
 
-    aiolab_virtio_queue_set_enabled(vdev, vr->index, on);
-    if (on && vr->server->running) {
-        event_notifier_set(virtio_queue_get_host_notifier(
-            virtio_get_queue(vdev, vr->index)));
+    aiolab_virtio_queue_set_enabled(s->vdev, vr->index, on);
+    if (!on || !s->running) {
+        return;
     }
+    if (vr->n_resubmit && s->ops->resubmit) {
+        aiolab_trace_mark("vhost_user_resubmit", vr->n_resubmit);
+        s->ops->resubmit(s->opaque, vq, vr->resubmit, vr->n_resubmit);
+    }
+    free(vr->resubmit);
+    vr->resubmit = NULL;
+    vr->n_resubmit = 0;
+    event_notifier_set(virtio_queue_get_host_notifier(vq));
+    event_notifier_set(virtio_queue_get_guest_notifier(vq));
 }
 
 bool vu_set_vring_fd(VuServer *s, VhostUserMsg *m, Error **errp)
@@ -469,6 +486,11 @@ void vu_device_stop(VuServer *s)
     /* Detach in each queue's context, a last look at each kick, drain. */
     virtio_device_stop_ioeventfd(s->vdev);
     for (int i = 0; i < s->nvrings; i++) {
+        /* Not resubmitted yet (the ring never came on): the log still
+         * has them, the next start finds them again. */
+        free(s->vrings[i].resubmit);
+        s->vrings[i].resubmit = NULL;
+        s->vrings[i].n_resubmit = 0;
         if (s->vrings[i].started) {
             s->vrings[i].base = virtio_queue_get_last_avail_idx(s->vdev, i);
             AIOLAB_ASSERT(aiolab_virtio_queue_get_inuse(s->vdev, i) == 0,
@@ -521,25 +543,22 @@ static bool vu_queue_setup(VuServer *s, VuVring *vr, Error **errp)
         if (!vu_inflight_recover(vr, used_idx, errp)) {
             return false;
         }
+        if (vr->n_resubmit) {
+            vu_log_info(s, "vring %d: %u request%s in flight in the log "
+                        "(a previous back-end's), resubmitted when the ring "
+                        "is enabled", vr->index, vr->n_resubmit,
+                        vr->n_resubmit == 1 ? "" : "s");
+        }
         /* Popping resumes after what the log says is in flight. */
         virtio_queue_set_last_avail_idx(vdev, vr->index,
                                         (uint16_t)(used_idx +
                                                    vr->n_resubmit));
         aiolab_virtio_queue_set_inflight_ops(vq, &vu_inflight_ops, vr);
     }
-    aiolab_virtio_queue_set_enabled(vdev, vr->index, vr->enabled);
+    /* Enabled once the device runs (vu_apply_enable). */
+    aiolab_virtio_queue_set_enabled(vdev, vr->index, false);
     vu_apply_call_fd(vr);
     return true;
-}
-
-/* In the queue's home thread, the device running. */
-static void vu_resubmit_bh(void *opaque)
-{
-    VuVring *vr = opaque;
-    VuServer *s = vr->server;
-
-    s->ops->resubmit(s->opaque, virtio_get_queue(s->vdev, vr->index),
-                     vr->resubmit, vr->n_resubmit);
 }
 
 bool vu_device_apply(VuServer *s, Error **errp)
@@ -582,16 +601,9 @@ bool vu_device_apply(VuServer *s, Error **errp)
     s->running = true;
     aiolab_trace_mark("vhost_user_device_start", 0);
     for (int i = 0; i < s->nvrings; i++) {
-        VuVring *vr = &s->vrings[i];
-
-        if (vr->n_resubmit && s->ops->resubmit) {
-            aiolab_trace_mark("vhost_user_resubmit", vr->n_resubmit);
-            aio_wait_bh_oneshot(s->ops->queue_ctx(s->opaque, i),
-                                vu_resubmit_bh, vr);
+        if (s->vrings[i].started) {
+            vu_in_queue_thread(&s->vrings[i], vu_apply_enable);
         }
-        free(vr->resubmit);
-        vr->resubmit = NULL;
-        vr->n_resubmit = 0;
     }
     return true;
 }
