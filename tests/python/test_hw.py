@@ -469,3 +469,42 @@ def test_element_outlives_device(mem, disk):
         q.pop()
     ring.close()
     mem.close()
+
+
+# --- the re-entrancy guard ----------------------------------------------------
+
+def test_reentrancy_guard(ctx):
+    """A guarded BH engages its device's guard while it runs and restores
+    the previous value after; a memory core refusing access to an
+    engaged device then blocks a DMA that loops back into it."""
+    g = aiolab.MemReentrancyGuard()
+    assert not g.engaged
+    seen, blocked = [], []
+
+    def mmio_write():               # the memory core's check, then the device
+        if g.engaged:
+            blocked.append(1)
+            return
+        seen.append("reset")
+
+    def dma_done():                 # the DMA lands on the device's register
+        seen.append(g.engaged)
+        mmio_write()
+
+    plain, guarded = ctx.bh(dma_done), ctx.bh(dma_done, guard=g)
+    plain.schedule()
+    ctx.poll()
+    assert seen == [False, "reset"] and not blocked
+    guarded.schedule()
+    ctx.poll()
+    assert seen[2:] == [True] and blocked == [1]
+    assert not g.engaged                        # released after the BH
+    g.engaged = True                            # already engaged: stays so
+    guarded.schedule()
+    ctx.poll()
+    assert g.engaged
+    g.engaged = False
+    with pytest.raises(TypeError, match="MemReentrancyGuard"):
+        ctx.bh(dma_done, guard=object())
+    plain.delete()
+    guarded.delete()

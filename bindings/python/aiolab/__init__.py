@@ -27,7 +27,7 @@ from ._block import (BlockBackend, BlockDriverState, drain_all_begin,
 from ._job import (Job, JobEvent, JobInfo, JobListener, add_job_listener,
                    jobs, mirror, query_block_jobs,
                    test_replace_node_undrained)
-from ._hw import GuestMemory, GuestRing
+from ._hw import GuestMemory, GuestRing, MemReentrancyGuard
 from ._virtio import VirtIOBlk, VirtQueue, VirtQueueElement
 from ._driver import VirtIOBlkDriver, VirtIOBlkRequest
 from ._machine import LatencyHist, Machine
@@ -64,4 +64,5 @@ __all__ = [
     "mirror", "query_block_jobs", "test_replace_node_undrained",
     "GuestMemory", "GuestRing", "VirtIOBlk", "VirtQueue", "VirtQueueElement",
     "VirtIOBlkDriver", "VirtIOBlkRequest", "Machine", "LatencyHist",
+    "MemReentrancyGuard",
 ]

@@ -329,10 +329,11 @@ class AioContext:
         return lib.aiolab_aio_context_compute_timeout(ptr)
 
     # --- BHs --------------------------------------------------------------
-    def bh(self, fn, name=None):
+    def bh(self, fn, name=None, guard=None):
         """A bottom half running fn() in this context's thread each time
-        it is scheduled.  Any thread."""
-        return BH(self, fn, name)
+        it is scheduled.  guard: a device's MemReentrancyGuard, engaged
+        while fn runs (aio_bh_new_guarded).  Any thread."""
+        return BH(self, fn, name, guard)
 
     def schedule_oneshot(self, fn, name=None):
         """Run fn() once, soon, in this context's thread
@@ -629,16 +630,20 @@ class BH:
     runs in the context's thread, once per schedule (several schedules
     before it runs make one run)."""
 
-    def __init__(self, ctx, fn, name=None):
+    def __init__(self, ctx, fn, name=None, guard=None):
         check_callable(fn, "fn")
         if name is not None and not isinstance(name, str):
             raise TypeError("name must be a str")
+        if guard is not None and not hasattr(guard, "_guard_ptr"):
+            raise TypeError("guard must be an aiolab.MemReentrancyGuard")
         self.ctx = ctx
         self.name = name or getattr(fn, "__name__", "bh")
         safe = ctx._safe(fn, f"BH '{self.name}'")
+        safe.guard = guard      # C uses it until the handle is retired
         h, self._keep = B.handle(safe)
-        self._ptr = lib.aio_bh_new_full(ctx._live(), B.VOID_CB, h,
-                                        B.s(self.name), B.NULL)
+        self._ptr = lib.aio_bh_new_full(
+            ctx._live(), B.VOID_CB, h, B.s(self.name),
+            guard._guard_ptr() if guard is not None else B.NULL)
         ctx._bhs.add(self)
 
     def _live(self):

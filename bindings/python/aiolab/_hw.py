@@ -214,6 +214,33 @@ class GuestMemory:
                f"{self.size >> 10} KiB>"
 
 
+class MemReentrancyGuard:
+    """A device's re-entrancy guard (QEMU's MemReentrancyGuard, one per
+    DeviceState): engaged while the device handles an access.  A memory
+    core refuses an MMIO access to a device whose guard is engaged; a BH
+    made with ctx.bh(fn, guard=g) engages g while fn runs
+    (aio_bh_new_guarded) and restores its previous value after."""
+
+    def __init__(self):
+        self._g = B.new_guard()
+
+    def _guard_ptr(self):
+        return raw(self._g)
+
+    @property
+    def engaged(self):
+        """engaged_in_io: is the device handling an access now?"""
+        return B.guard_engaged(self._g)
+
+    @engaged.setter
+    def engaged(self, value):
+        H.guard_set(self._g, value)
+
+    def __repr__(self):
+        return f"<aiolab.MemReentrancyGuard " \
+               f"{'engaged' if self.engaged else 'idle'}>"
+
+
 def _buf(b):
     """(gpa, len, write) from a tuple or a dict."""
     if isinstance(b, dict):

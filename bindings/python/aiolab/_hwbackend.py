@@ -75,6 +75,9 @@ class _HwCffi:
         lib.aiolab_virtio_device_get_last_error(vdev, buf, n + 1)
         return self.ffi.string(buf).decode(errors="replace")
 
+    def guard_set(self, g, engaged):
+        g.engaged_in_io = bool(engaged)
+
     def hist_buckets(self, h):
         return [(i, h.buckets[i]) for i in range(lib.AIOLAB_LAT_BUCKETS)
                 if h.buckets[i]]
@@ -174,6 +177,11 @@ class _HwSwig:
 
     def last_error(self, vdev):
         return lib.aiolab_swig_virtio_last_error(vdev) or ""
+
+    def guard_set(self, g, engaged):
+        v = lib.guardp_value(raw(g))
+        v.engaged_in_io = bool(engaged)
+        lib.guardp_assign(raw(g), v)
 
     def hist_buckets(self, h):
         b = h.buckets
