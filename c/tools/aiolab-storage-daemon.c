@@ -89,6 +89,13 @@ static void teardown(void)
     if (sd_pidfile()) {
         unlink(sd_pidfile());
     }
+    if (sd_trace_file()) {
+        Error *err = NULL;
+
+        if (!aiolab_trace_write_json(sd_trace_file(), 0, &err)) {
+            error_report_err(err);
+        }
+    }
 }
 
 int main(int argc, char **argv)

@@ -26,6 +26,7 @@ typedef struct SdChardev {
 static SdChardev chardevs[SD_MAX_CHARDEVS];
 static int n_chardevs;
 static char *pidfile;
+static char *trace_file;
 
 void sd_error(const char *opt, const char *arg, const char *fmt, ...)
 {
@@ -69,6 +70,8 @@ void sd_usage(FILE *f)
 "  --monitor [chardev=]ID[,mode=control]\n"
 "                         a QMP monitor on that socket\n"
 "  --pidfile PATH         write the process id to PATH (removed at exit)\n"
+"  --trace file=PATH      record aiolab's trace events, written to PATH at\n"
+"                         exit (Chrome trace JSON: open it in Perfetto)\n"
 "\n"
 "SIGINT and SIGTERM (and QMP quit) shut down cleanly: exports are closed,\n"
 "nodes drained and flushed, sockets removed.  docs/storage-daemon.md has\n"
@@ -347,6 +350,26 @@ const char *sd_pidfile(void)
     return pidfile;
 }
 
+/* QEMU's --trace [enable=PATTERN][,events=FILE][,file=FILE], reduced to
+ * file=: aiolab's trace events are all recorded or none. */
+static bool sd_trace(const char *arg, Error **errp)
+{
+    if (strncmp(arg, "file=", 5) != 0 || !arg[5] || strchr(arg, ',')) {
+        error_setg(errp, "expected file=PATH (aiolab records all of its "
+                   "trace events: no patterns or event files)");
+        return false;
+    }
+    free(trace_file);
+    trace_file = strdup(arg + 5);
+    aiolab_trace_set_enabled(true);
+    return true;
+}
+
+const char *sd_trace_file(void)
+{
+    return trace_file;
+}
+
 /* --- the table ----------------------------------------------------------------- */
 
 typedef struct SdOption {
@@ -362,6 +385,7 @@ static const SdOption sd_options[] = {
     { "--chardev", sd_chardev },
     { "--monitor", sd_monitor },
     { "--pidfile", sd_write_pidfile },
+    { "--trace", sd_trace },
     { NULL, NULL },
 };
 

@@ -34,4 +34,7 @@ bool sd_process_args(int argc, char **argv, bool *exit_now);
 /** sd_pidfile: the --pidfile path (to remove at exit), or NULL. */
 const char *sd_pidfile(void);
 
+/** sd_trace_file: the --trace file= path (written at exit), or NULL. */
+const char *sd_trace_file(void);
+
 #endif
