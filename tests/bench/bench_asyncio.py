@@ -34,6 +34,18 @@ def new_loop(kind):
     return asyncio.new_event_loop()
 
 
+def calibrate(batch, quick, floor_ns=5_000_000):
+    """Grow n until one batch of n operations takes floor_ns (warming up
+    on the way); then time 3 (quick) or 9 batches: per-op medians."""
+    n = 1000
+    while batch(n) < floor_ns:
+        n *= 2
+    nb = 3 if quick else 9
+    per = [batch(n) / n for _ in range(nb)]
+    return {"value": statistics.median(per), "batches": per,
+            "ops_per_batch": n}
+
+
 def row_bh(loop, quick):
     state = {"left": 0}
 
@@ -51,13 +63,7 @@ def row_bh(loop, quick):
         loop.run_forever()
         return time.perf_counter_ns() - t0
 
-    n = 1000
-    while batch(n) < 5_000_000:          # calibrate and warm up
-        n *= 2
-    nb = 3 if quick else 9
-    per = [batch(n) / n for _ in range(nb)]
-    return {"value": statistics.median(per), "batches": per,
-            "ops_per_batch": n}
+    return calibrate(batch, quick)
 
 
 def row_timer(loop, quick):

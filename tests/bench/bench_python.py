@@ -18,11 +18,13 @@ Prints one JSON object, like the C programs (see bench.h).
 """
 import json
 import os
-import statistics
 import sys
 import threading
 import time
 from pathlib import Path
+
+# The asyncio side of row 9 is row 1's (one program measures both ways).
+from bench_asyncio import calibrate, new_loop, row_bh
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -36,17 +38,6 @@ def opts(argv):
         k, _, v = a.partition("=")
         o[k] = v
     return o
-
-
-def calibrate(batch, quick, floor_ns=5_000_000):
-    """Grow n until one batch takes floor_ns; return per-op medians."""
-    n = 1000
-    while batch(n) < floor_ns:
-        n *= 2
-    nb = 3 if quick else 9
-    per = [batch(n) / n for _ in range(nb)]
-    return {"value": statistics.median(per), "batches": per,
-            "ops_per_batch": n}
 
 
 # --- aiolab -----------------------------------------------------------------
@@ -121,33 +112,9 @@ def aiolab_roundtrip(aiolab, o):
 
 # --- asyncio / uvloop -------------------------------------------------------
 
-def new_loop(kind):
-    if kind == "uvloop":
-        import uvloop
-        return uvloop.new_event_loop()
-    import asyncio
-    return asyncio.new_event_loop()
-
-
 def asyncio_bh(kind, o):
     loop = new_loop(kind)
-    state = {"left": 0}
-
-    def cb():
-        state["left"] -= 1
-        if state["left"] > 0:
-            loop.call_soon(cb)
-        else:
-            loop.stop()
-
-    def batch(n):
-        state["left"] = n
-        loop.call_soon(cb)
-        t0 = time.perf_counter_ns()
-        loop.run_forever()
-        return time.perf_counter_ns() - t0
-
-    res = calibrate(batch, o["quick"])
+    res = row_bh(loop, o["quick"])
     loop.close()
     return res
 
