@@ -29,7 +29,8 @@ NBDIR = os.path.join(ROOT, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NBDIR, "*.ipynb")))
 CHAPTERS = ["ch00-win-day-one",
             "ch01-event-loop", "ch02-bh-timers-notifiers", "ch03-iothreads",
-            "ch04-bql-vcpus", "ch05-waiting-safely", "ch07-drained-sections",
+            "ch04-bql-vcpus", "ch05-waiting-safely",
+            "ch06-virtio-blk", "ch07-drained-sections",
             "ch08-changing-aiocontexts",
             "chA-coroutines-thread-pool"]
 CELL_TIMEOUT = 120          # seconds, per cell
