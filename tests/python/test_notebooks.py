@@ -32,7 +32,7 @@ CHAPTERS = ["ch00-win-day-one",
             "ch04-bql-vcpus", "ch05-waiting-safely",
             "ch06-virtio-blk", "ch07-drained-sections",
             "ch08-changing-aiocontexts",
-            "chA-coroutines-thread-pool"]
+            "chA-coroutines-thread-pool", "chC-malicious-guests"]
 CELL_TIMEOUT = 120          # seconds, per cell
 BUDGET = 60                 # seconds per notebook in quick mode (aim: < 20)
 
