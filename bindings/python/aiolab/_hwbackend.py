@@ -7,7 +7,7 @@ element cast, and the machine-event trampoline.
 (aiolab/_backend.py does the same for the core; this file keeps the
 device layer's needs apart.)
 """
-from ._backend import B, lib, raw
+from ._backend import B, BINDING, lib, raw
 
 # A machine event (AiolabMachineEvent) reaches its Python listener as a
 # tuple of these fields, in this order, on either binding.
@@ -221,4 +221,4 @@ class _SwigBlkConf:
             self.conf = None
 
 
-H = _HwCffi() if B.name == "cffi" else _HwSwig()
+H = _HwCffi() if BINDING == "cffi" else _HwSwig()
