@@ -31,7 +31,7 @@ CHAPTERS = ["ch00-win-day-one",
             "ch01-event-loop", "ch02-bh-timers-notifiers", "ch03-iothreads",
             "ch04-bql-vcpus", "ch05-waiting-safely",
             "ch06-virtio-blk", "ch07-drained-sections",
-            "ch08-changing-aiocontexts",
+            "ch08-changing-aiocontexts", "ch09-multiqueue",
             "chA-coroutines-thread-pool", "chC-malicious-guests"]
 CELL_TIMEOUT = 120          # seconds, per cell
 BUDGET = 60                 # seconds per notebook in quick mode (aim: < 20)
