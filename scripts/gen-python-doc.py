@@ -51,7 +51,7 @@ INSTANCE_NAMES = {"AioContext": "ctx", "EventNotifier": "notifier",
                   "GuestRing": "ring", "VirtIOBlk": "dev", "VirtQueue": "vq",
                   "VirtQueueElement": "elem", "VirtIOBlkDriver": "drv",
                   "VirtIOBlkRequest": "req", "Machine": "m",
-                  "LatencyHist": "hist"}
+                  "LatencyHist": "hist", "MemReentrancyGuard": "guard"}
 # What leaving a `with` block does, when it is not close().
 LEAVING = {"IOThread": "stops and destroys it",
            "Trace": "ends the capture", "span": "ends the slice"}
