@@ -16,7 +16,7 @@ python3-pytest-forked python3-pytest-timeout python3-websocket python3-mypy
 clang llvm libclang-rt-14-dev clang-format gdb libevent-dev libglib2.0-dev
 libuv1-dev python3-uvloop"
 pkgs_clients="qemu-system-x86 qemu-utils qemu-system-common fio libnbd-bin
-python3-libnbd busybox-static"
+python3-libnbd busybox-static cpio"
 
 want=""
 for tier in "$@"; do

@@ -63,6 +63,12 @@ def suites(args):
     img = os.path.join(ROOT, "tests", "img", "run.py")
     if os.path.exists(img):
         out.append(("img", [("aiolab-img", [PYTHON, img], {}, "harness")]))
+    vhost = os.path.join(ROOT, "tests", "vhost", "run.py")
+    if os.path.exists(vhost):
+        # A real QEMU + Linux guest on the vhost-user-blk export, and a
+        # raw front-end that breaks the protocol (about 2 minutes).
+        out.append(("vhost", [("vhost-user-blk", [PYTHON, vhost], {},
+                               "harness")]))
     fuzz = os.path.join(ROOT, "tests", "fuzz", "run.py")
     if os.path.exists(fuzz):
         # Exit 77 (skipped) when clang cannot build libFuzzer targets.
