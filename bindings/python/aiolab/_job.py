@@ -61,6 +61,7 @@ None or why the job failed."""
 _jobs: "weakref.WeakValueDictionary[int, Job]" = \
     weakref.WeakValueDictionary()           # C address -> Job
 _by_id: Dict[str, Any] = {}     # job id -> weakref to its newest Job
+_unclaimed: Dict[str, List[Any]] = {}   # events of jobs not wrapped yet
 _listeners: List["JobListener"] = []        # the user's, in order added
 _installed: Any = None          # (opaque, keepalive) of the C listener
 _CONCLUDED, _NULL = STATUSES.index("concluded"), STATUSES.index("null")
@@ -91,8 +92,13 @@ def _dispatch(fields):
     job = ref() if ref is not None else None
     if job is not None:
         job.events.append(ev)
+    else:
+        # mirror_start() may deliver the first events (it polls while it
+        # inserts its filter) before it has returned the job to wrap.
+        _unclaimed.setdefault(ev.id, []).append(ev)
     if ev.type == "STATUS_CHANGE" and ev.status == "null":
         _by_id.pop(ev.id, None)         # the id may be used again
+        _unclaimed.pop(ev.id, None)
     for lst in list(_listeners):
         if lst.active:
             lst.call(ev)
@@ -251,7 +257,7 @@ class Job:
         job = cls.__new__(cls)
         job._ptr = ptr
         job._id = B.str(lib.aiolab_job_get_id(ptr))
-        job.events = []
+        job.events = _unclaimed.pop(job._id, [])
         _jobs[addr] = job
         _by_id[job._id] = weakref.ref(job)
         return job
