@@ -32,7 +32,8 @@ CHAPTERS = ["ch00-win-day-one",
             "ch04-bql-vcpus", "ch05-waiting-safely",
             "ch06-virtio-blk", "ch07-drained-sections",
             "ch08-changing-aiocontexts", "ch09-multiqueue",
-            "chA-coroutines-thread-pool", "chC-malicious-guests"]
+            "chA-coroutines-thread-pool", "chB-block-job",
+            "chC-malicious-guests"]
 CELL_TIMEOUT = 120          # seconds, per cell
 BUDGET = 60                 # seconds per notebook in quick mode (aim: < 20)
 
