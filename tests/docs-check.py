@@ -432,7 +432,8 @@ def check_aborts():
         if site.how == "fprintf+abort":
             continue            # the message carries its own prefix
         for func in site.funcs:
-            if func + "()" not in doc:
+            # A whole name: virtio_blk_new() does not name blk_new().
+            if not re.search(r"(?<![\w])%s\(\)" % re.escape(func), doc):
                 problems.append("%s: %s() can print %r, but %s does not "
                                 "name %s()" % (site.path, func, key, path,
                                                func))
