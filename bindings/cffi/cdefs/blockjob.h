@@ -3,9 +3,9 @@
  * complete, cancel, pause, query, events).  C-only (bindings/c-only.txt):
  * a job's own code - JobDriver and the coroutine_fns it calls.  The
  * test-only undrained swap is bound for the chapter 7 notebook (it shows
- * the race drained sections prevent).  BlockdevOnError and BlockErrorAction are
- * defined here, once: aiolab/hw/virtio-blk.h shares them (a guard macro
- * in C), so its cdefs must not repeat them.
+ * the race drained sections prevent).  BlockdevOnError and
+ * BlockErrorAction are defined here, once: aiolab/hw/virtio-blk.h shares
+ * them (a guard macro in C), so its cdefs must not repeat them.
  */
 typedef struct Job Job;
 typedef enum JobStatus {
