@@ -189,7 +189,21 @@ def timeline(trace, names=("aio_poll", "fdmon_wait", "bql_held",
 
 # --- the toy machine: aiolab-vm as a subprocess ----------------------------
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def _find_root():
+    """The aiolab tree: the first directory above notebooks/ with
+    c/include/aiolab/aiolab.h (a student copy lives in build/student/)."""
+    d = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    while not os.path.exists(os.path.join(d, "c", "include", "aiolab",
+                                          "aiolab.h")):
+        parent = os.path.dirname(d)
+        if parent == d:
+            return os.path.dirname(os.path.dirname(os.path.abspath(
+                __file__)))
+        d = parent
+    return d
+
+
+ROOT = _find_root()
 _scratch_dir = None
 
 
