@@ -277,12 +277,18 @@ bool guest_ipi_pending(CPUState *cpu)
 
 /*
  * A polling driver's queue (Linux's virtqueue_disable_cb on a poll
- * queue): ask the device for no interrupt.  With EVENT_IDX, used_event
- * one behind the next entry to collect: the device signals only when
- * used.idx passes it, i.e. not until 64K entries later, so this is
- * repeated after each collection; without it, VRING_AVAIL_F_NO_INTERRUPT.
- * Only for a queue this vCPU alone uses: a vCPU sharing it may be halted,
- * waiting for the interrupt it asked for.
+ * queue): ask the device for no interrupt.  A polling vCPU never halts,
+ * so it never asks for one either; this also keeps a used_event left
+ * from an earlier halt, or the one used.idx would pass every 64K
+ * entries, from being crossed.  With EVENT_IDX the device signals when
+ * used.idx moves past used_event since its last check
+ * (vring_need_event), so used_event goes half the index space away from
+ * the entries in use, again after each collection.  (One behind the
+ * next entry would not do: a device that checks after the guest has
+ * collected the entry sees used.idx step right past it.)  Without
+ * EVENT_IDX, VRING_AVAIL_F_NO_INTERRUPT.  Only for a queue this vCPU
+ * alone uses: a vCPU sharing it may be halted, waiting for the
+ * interrupt it asked for.
  */
 void guest_suppress_interrupts(GuestQueue *q)
 {
@@ -291,7 +297,8 @@ void guest_suppress_interrupts(GuestQueue *q)
     }
     pthread_mutex_lock(&q->lock);
     if (q->vr.event_idx) {
-        aiolab_vring_set_used_event(&q->vr, q->vr.last_used_idx - 1);
+        aiolab_vring_set_used_event(&q->vr,
+                                    (uint16_t)(q->vr.last_used_idx + 0x8000));
     } else {
         aiolab_vring_set_no_interrupt(&q->vr, true);
     }

@@ -98,18 +98,24 @@ static json_t *device_json(AiolabMachine *m, int i, int *errors)
     json_t *ctxs = json_array();
     char last[256];
     bool broken = aiolab_virtio_device_is_broken(vdev);
+    uint64_t irqs = 0, irqs_suppressed = 0;
     int q;
 
     for (q = 0; q < virtio_get_num_queues(vdev); q++) {
+        AiolabVirtQueueStats vs;
+
         json_array_append_new(ctxs, json_string(qmp_aio_context_name(
             aiolab_virtio_blk_get_vq_aio_context(s, q))));
+        aiolab_virtio_queue_get_stats(virtio_get_queue(vdev, q), &vs);
+        irqs += vs.notifies + vs.irqfd_notifies;
+        irqs_suppressed += vs.suppressed;
     }
     aiolab_virtio_device_get_last_error(vdev, last, sizeof(last));
     aiolab_virtio_blk_get_stats(s, &st);
     *errors += broken;
     return json_pack(
         "{s:s,s:s,s:s,s:i,s:b,s:o,s:b,s:i,s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I,"
-        "s:I}}",
+        "s:I,s:I,s:I}}",
         "id", aiolab_machine_device_id(m, i),
         "node-name", bs ? bdrv_get_node_name(bs) : "",
         "driver", bs ? bdrv_get_format_name(bs) : "",
@@ -120,7 +126,8 @@ static json_t *device_json(AiolabMachine *m, int i, int *errors)
         "stats", "reads", (json_int_t)st.reads, "writes", (json_int_t)st.writes,
         "flushes", (json_int_t)st.flushes, "submits", (json_int_t)st.submits_rw,
         "merged", (json_int_t)st.merged, "ioerrors", (json_int_t)st.ioerrors,
-        "parked", (json_int_t)st.parked);
+        "parked", (json_int_t)st.parked, "interrupts", (json_int_t)irqs,
+        "interrupts_suppressed", (json_int_t)irqs_suppressed);
 }
 
 static json_t *threads_json(AiolabMachine *m)

@@ -82,7 +82,7 @@ def opts(argv):
 
 
 def runtime(o):
-    return 0.4 if o.get("quick") == "1" else 2.0
+    return 0.25 if o.get("quick") == "1" else 2.0
 
 
 def scratch():

@@ -169,8 +169,9 @@ def test_count_and_seqwrite(env):
 
 def test_completion_polling(env):
     """poll=always: the guest polls its used ring and asks for no
-    interrupt (EVENT_IDX's used_event kept behind), so a queue of its own
-    gets none; the default halts and is woken by one per completion at
+    interrupt (EVENT_IDX's used_event kept away), so the device raises
+    none on a queue of its own but its very first (QEMU always signals the
+    first check); the default halts and is woken by one per completion at
     QD1.  Shared queues keep their interrupts (a sharer may be halted)
     and a polling vCPU still sees the IPI of one that collected for it."""
     for placement in (["-object", "iothread,id=io0,poll-max-ns=100000",
@@ -182,11 +183,15 @@ def test_completion_polling(env):
                 "vcpu=0,rw=randread,iodepth=1,count=300" + poll)
             assert rc == 0, err
             w = r["workloads"][0]
+            dev = r["devices"][0]["stats"]
             assert w["reads"] == 300 and w["lost"] == 0, w
             if poll:
                 assert w["interrupts"] == 0, (placement, w)
+                assert dev["interrupts"] <= 1, (placement, dev)
+                assert dev["interrupts_suppressed"] >= 299, (placement, dev)
             else:
                 assert w["interrupts"] > 0, (placement, w)
+                assert dev["interrupts"] >= w["interrupts"], (placement, dev)
     # bounded polling, then halting
     rc, r, err = env.run_json(
         *env.blockdev(), "-object", "iothread,id=io0",
