@@ -6,7 +6,8 @@
  * and switches the guest over inside a drained section.
  *
  * A "guest" in IOThread io0 keeps writing its disk, four writes in
- * flight, each block stamped with a version number.  The main loop starts
+ * flight (never two on one block: their order would be undefined), each
+ * block stamped with a version number.  The main loop starts
  * a mirror to a second disk, waits for READY, completes the job (the
  * switch-over) while the writes go on, and checks that every write the
  * guest was told is done is on the new disk.
@@ -34,6 +35,8 @@ typedef struct Guest {
 
 typedef struct Write {
     Guest *g;
+    int chain;                      /* writes blocks b with b % DEPTH == it:
+                                     * one write per block at a time */
     QEMUTimer *pace;                /* a write every millisecond */
     int block, version;
     uint32_t buf[BLOCK / 4];
@@ -65,7 +68,7 @@ static void write_next(void *opaque)
     Write *w = opaque;
     Guest *g = w->g;
 
-    w->block = rand_r(&g->seed) % NBLOCKS;
+    w->block = rand_r(&g->seed) % (NBLOCKS / DEPTH) * DEPTH + w->chain;
     w->version = ++g->next_version;
     for (int i = 0; i < BLOCK / 4; i++) {
         w->buf[i] = w->block * 100000 + w->version;     /* the stamp */
@@ -83,6 +86,7 @@ static void guest_start_bh(void *opaque)
         Write *w = calloc(1, sizeof(*w));
 
         w->g = g;
+        w->chain = i;
         w->pace = aio_timer_new(g->ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
                                 write_next, w);
         write_next(w);
