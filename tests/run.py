@@ -69,6 +69,9 @@ def suites(args):
         # raw front-end that breaks the protocol (about 2 minutes).
         out.append(("vhost", [("vhost-user-blk", [PYTHON, vhost], {},
                                "harness")]))
+    nbd = os.path.join(ROOT, "tests", "nbd", "run.py")
+    if os.path.exists(nbd):
+        out.append(("nbd", [("nbd", [PYTHON, nbd], {}, "harness")]))
     fuzz = os.path.join(ROOT, "tests", "fuzz", "run.py")
     if os.path.exists(fuzz):
         # Exit 77 (skipped) when clang cannot build libFuzzer targets.
