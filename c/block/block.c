@@ -16,7 +16,8 @@
  *
  *   bdrv_open: bdrv_new (refcnt 1, main context; drained once per level of
  *              an ongoing bdrv_drain_all) -> node name -> driver open
- *              (attaches children by node name) -> unused option? fail
+ *              (attaches children by node name) -> node complete ->
+ *              unused option? bdrv_unref (a full close, as QEMU)
  *   ... bdrv_ref / edges from parents (each edge holds a reference) ...
  *   bdrv_unref to 0: bdrv_close: drained_begin, flush, driver close,
  *              detach children, drained_end (and end what drain_all left)
@@ -226,17 +227,6 @@ static BlockDriverState *bdrv_open_common(const BlockDriver *drv,
     if (ret < 0) {
         goto fail;
     }
-    unused = block_opts_first_unused(opts);
-    if (unused) {
-        error_setg(errp, drv->is_protocol ?
-                   "Block protocol '%s' doesn't support the option '%s'" :
-                   "Block format '%s' does not support the option '%s'",
-                   drv->format_name, unused);
-        if (drv->bdrv_close) {
-            drv->bdrv_close(bs);
-        }
-        goto fail;
-    }
     bs->opening = false;
     bdrv_refresh_limits(bs);
     bdrv_refresh_total_bytes(bs);
@@ -246,6 +236,21 @@ static BlockDriverState *bdrv_open_common(const BlockDriver *drv,
         for (i = 0; i < replay; i++) {
             drv->bdrv_drain_begin(bs);
         }
+    }
+
+    /* The driver took what it knows.  Anything left over is refused
+     * only now, with the node complete: it goes the way every open node
+     * goes (bdrv_unref -> bdrv_close: drained, flushed, then the driver's
+     * close), as QEMU's bdrv_open_inherit() does - never a bare driver
+     * close on a node that was not drained. */
+    unused = block_opts_first_unused(opts);
+    if (unused) {
+        error_setg(errp, drv->is_protocol ?
+                   "Block protocol '%s' doesn't support the option '%s'" :
+                   "Block format '%s' does not support the option '%s'",
+                   drv->format_name, unused);
+        bdrv_unref(bs);
+        return NULL;
     }
     return bs;
 

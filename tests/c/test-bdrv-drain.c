@@ -1057,6 +1057,53 @@ static void death_unbalanced_drained_end(void)
     bdrv_drained_end(bs);
 }
 
+/*
+ * An option the driver does not know is refused after the driver opened
+ * the node, so the node is closed the way every node is: drained first
+ * (the aiolab-test driver's close asserts it), inside drain_all too, and
+ * with a child, which is left as it was.  The old code called the
+ * driver's close directly and aborted "closed while not drained".
+ */
+static void expect_unknown_option(const char *options)
+{
+    Error *err = NULL;
+
+    ASSERT_TRUE(bdrv_open(NULL, NULL, options, BDRV_O_RDWR, &err) == NULL);
+    ASSERT_TRUE(err != NULL);
+    ASSERT_STR_CONTAINS(error_get_pretty(err), "Block format 'aiolab-test' "
+                        "does not support the option 'bogus'");
+    error_free(err);
+    ASSERT_TRUE(bdrv_find_node("t") == NULL);
+}
+
+static void test_open_unknown_option(void)
+{
+    BlockDriverState *base;
+
+    setup();
+    base = open_node("driver=aiolab-test,node-name=base");
+    expect_unknown_option("driver=aiolab-test,node-name=t,bogus=1");
+    expect_unknown_option("driver=aiolab-test,node-name=t,file=base,bogus=1");
+    ASSERT_EQ(aiolab_bdrv_parent_count(base), 0);
+    ASSERT_EQ(qc(base), 0);
+    ASSERT_EQ(dc(base), 0);
+
+    /* Born drained by drain_all, refused, closed: the section's count
+     * on the surviving node is untouched and ends cleanly. */
+    bdrv_drain_all_begin();
+    expect_unknown_option("driver=aiolab-test,node-name=t,bogus=1");
+    expect_unknown_option("driver=aiolab-test,node-name=t,file=base,bogus=1");
+    ASSERT_EQ(qc(base), 1);
+    ASSERT_EQ(dc(base), 1);
+    bdrv_drain_all_end();
+    ASSERT_EQ(qc(base), 0);
+    ASSERT_EQ(dc(base), 0);
+    ASSERT_EQ(aiolab_bdrv_parent_count(base), 0);
+    ASSERT_EQ(aiolab_bdrv_list(NULL, 0), 1);
+    bdrv_unref(base);
+    ASSERT_EQ(aiolab_bdrv_list(NULL, 0), 0);
+}
+
 static void death_unbalanced_drain_all_end(void)
 {
     setup();
@@ -1099,6 +1146,7 @@ static const TestCase tests[] = {
     { "/bdrv-drain/drained_end/no-poll", test_drained_end_no_poll },
     { "/bdrv-drain/replace_child/mid-drain", test_replace_child_mid_drain },
     { "/bdrv-drain/sleep-in-drain-begin", test_sleep_in_drain_begin },
+    { "/bdrv-drain/open/unknown-option", test_open_unknown_option },
     { "/bdrv-drain/death/drain-from-iothread", death_drain_from_iothread,
       .death = "bdrv_drained_begin() requires the BQL (GLOBAL_STATE_CODE" },
     { "/bdrv-drain/death/drain-all-from-iothread",
