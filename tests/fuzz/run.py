@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FUZZ = os.path.join(ROOT, "tests", "fuzz")
 OUT = os.path.join(ROOT, "build", "fuzz")
-TARGETS = ["fuzz-virtqueue", "fuzz-virtio-blk"]
+TARGETS = ["fuzz-virtqueue", "fuzz-virtio-blk", "fuzz-vhost-user"]
 CC = os.environ.get("FUZZ_CC", "clang")
 SAN = "-fsanitize=address,undefined"
 CFLAGS = ["-std=gnu11", "-O1", "-g", "-fno-omit-frame-pointer",
@@ -66,7 +66,7 @@ def lib_sources():
     """What the Makefile puts in libaiolab; AIOLAB_FUZZ_TRACKED_ONLY=1 skips
     files git does not track (someone's work in progress)."""
     srcs = []
-    for d in ("c/util", "c/system", "c/block", "c/hw"):
+    for d in ("c/util", "c/system", "c/block", "c/hw", "c/export"):
         srcs += sorted(glob.glob(os.path.join(ROOT, d, "*.c")))
     if os.environ.get("AIOLAB_FUZZ_TRACKED_ONLY") == "1":
         tracked = set(subprocess.run(["git", "ls-files", "c"], cwd=ROOT,
@@ -406,9 +406,130 @@ def vq_seeds():
     return s
 
 
+# --------------------------------------------------------------------------
+# Seeds for fuzz-vhost-user: front-end sessions, in the record format of
+# fuzz-vhost-user.c.  Guest RAM (the 256 KiB memfd) at guest physical 0,
+# user address VU_UADDR; ring at 0x1000/0x2000/0x3000, requests after.
+# --------------------------------------------------------------------------
+VU_UADDR = 0x7f0000000000
+(VU_GET_FEATURES, VU_SET_FEATURES, VU_SET_OWNER, VU_RESET_OWNER,
+ VU_SET_MEM_TABLE) = 1, 2, 3, 4, 5
+VU_SET_VRING_NUM, VU_SET_VRING_ADDR, VU_SET_VRING_BASE = 8, 9, 10
+VU_GET_VRING_BASE, VU_SET_VRING_KICK, VU_SET_VRING_CALL = 11, 12, 13
+VU_SET_VRING_ERR, VU_GET_PROTOCOL_FEATURES = 14, 15
+VU_SET_PROTOCOL_FEATURES, VU_GET_QUEUE_NUM, VU_SET_VRING_ENABLE = 16, 17, 18
+VU_GET_CONFIG, VU_SET_CONFIG = 24, 25
+VU_GET_INFLIGHT_FD, VU_SET_INFLIGHT_FD, VU_RESET_DEVICE = 31, 32, 34
+VU_GET_MAX_MEM_SLOTS, VU_ADD_MEM_REG, VU_REM_MEM_REG = 36, 37, 38
+VU_RAM = 256 << 10
+
+
+def vu_msg(req, payload=b"", nfds=0, ram=False, flags=1, size=None):
+    raw = struct.pack("<III", req, flags,
+                      len(payload) if size is None else size) + payload
+    return bytes([(nfds & 15) | (16 if ram else 0)]) + \
+        struct.pack("<H", len(raw)) + raw
+
+
+def vu_state(req, index, num, flags=1):
+    return vu_msg(req, struct.pack("<II", index, num), flags=flags)
+
+
+def vu_region(gpa=0, size=VU_RAM, off=0):
+    return struct.pack("<QQQQ", gpa, size, VU_UADDR + gpa, off)
+
+
+def vu_ram(off, data):
+    return bytes([0x40]) + struct.pack("<HH", off // 16, len(data)) + data
+
+
+def vu_ring(q=0, base=0x1000):
+    """One queue of 64 at base (desc), +0x1000 (avail), +0x2000 (used)."""
+    return (vu_state(VU_SET_VRING_NUM, q, 64) +
+            vu_state(VU_SET_VRING_BASE, q, 0) +
+            vu_msg(VU_SET_VRING_ADDR, struct.pack(
+                "<IIQQQQ", q, 0, VU_UADDR + base, VU_UADDR + base + 0x2000,
+                VU_UADDR + base + 0x1000, 0)) +
+            vu_msg(VU_SET_VRING_KICK, struct.pack("<Q", q), 1) +
+            vu_msg(VU_SET_VRING_CALL, struct.pack("<Q", q), 1) +
+            vu_state(VU_SET_VRING_ENABLE, q, 1, flags=9))
+
+
+def vu_requests(base=0x1000, reqs=((1, 8, 4096), (0, 8, 4096), (4, 0, 0))):
+    """Chains (type, sector, length) in the ring at @base, and avail.idx."""
+    out, desc, heads = b"", b"", []
+    for k, (typ, sector, ln) in enumerate(reqs):
+        hdr, data, st = 0x8000 + 32 * k, 0x10000 + 0x1000 * k, 0x8010 + 32 * k
+        out += vu_ram(hdr, struct.pack("<IIQ", typ, 0, sector))
+        chain = [(hdr, 16, 0)] + ([(data, ln, 0 if typ & 1 else 2)]
+                                  if ln else []) + [(st, 1, 2)]
+        heads.append(len(desc) // 16)
+        for i, (a, n, f) in enumerate(chain):
+            nxt = len(desc) // 16 + 1
+            last = i == len(chain) - 1
+            desc += struct.pack("<QIHH", a, n, f | (0 if last else 1),
+                                0 if last else nxt)
+    avail = struct.pack("<HH", 0, len(heads)) + b"".join(
+        struct.pack("<H", h) for h in heads)
+    return out + vu_ram(base, desc) + vu_ram(base + 0x1000, avail)
+
+
+def vu_hello(features=(1 << 32) | (1 << 30), protocol=0xb209):
+    return (vu_msg(VU_GET_FEATURES) + vu_msg(VU_GET_PROTOCOL_FEATURES) +
+            vu_msg(VU_SET_PROTOCOL_FEATURES, struct.pack("<Q", protocol)) +
+            vu_msg(VU_GET_QUEUE_NUM) + vu_msg(VU_GET_MAX_MEM_SLOTS) +
+            vu_msg(VU_SET_OWNER) +
+            vu_msg(VU_GET_CONFIG, struct.pack("<III", 0, 60, 0) +
+                   bytes(60)) +
+            vu_msg(VU_SET_FEATURES, struct.pack("<Q", features)))
+
+
+def vu_seeds():
+    table = vu_msg(VU_SET_MEM_TABLE, struct.pack("<II", 1, 0) + vu_region(),
+                   1, True)
+    addreg = vu_msg(VU_ADD_MEM_REG, struct.pack("<Q", 0) + vu_region(), 1,
+                    True, flags=9)
+    inflight = vu_msg(VU_GET_INFLIGHT_FD, struct.pack("<QQHHxxxx", 0, 0, 1,
+                                                      64))
+    io = vu_requests() + b"\x41\x42"
+    s = {
+        "qemu-like": vu_hello() + inflight + addreg + vu_ring() + io +
+        vu_state(VU_GET_VRING_BASE, 0, 0),
+        "mem-table": vu_hello() + table + vu_ring() + io,
+        "event-idx": vu_hello((1 << 32) | (1 << 30) | (1 << 29)) + table +
+        vu_ring() + io,
+        "two-queues": vu_hello() + table + vu_ring(0) + vu_ring(1, 0x20000) +
+        vu_requests() + vu_requests(0x20000) + b"\x41\x42",
+        "set-inflight": vu_hello() + table + vu_msg(
+            VU_SET_INFLIGHT_FD, struct.pack("<QQHHxxxx", 0x1000, 0x30000, 1,
+                                            64), 1, True) + vu_ring() + io,
+        "stop-restart": vu_hello() + table + vu_ring() + io +
+        vu_state(VU_GET_VRING_BASE, 0, 0) + vu_ring() + b"\x41\x42",
+        "rem-mem-reg": vu_hello() + addreg + vu_ring() + io +
+        vu_msg(VU_REM_MEM_REG, struct.pack("<Q", 0) + vu_region()),
+        "reset": vu_hello() + table + vu_ring() + io +
+        vu_msg(VU_RESET_DEVICE) + vu_hello() + table + vu_ring(),
+        "set-config": vu_hello() + vu_msg(VU_SET_CONFIG, struct.pack(
+            "<III", 32, 1, 0) + b"\0"),
+        "bad-garbage": bytes([0, 32, 0]) + bytes(range(32)),
+        "bad-truncated": vu_msg(VU_SET_FEATURES, b"\1\2\3", size=8),
+        "bad-region-past-file": vu_hello() + vu_msg(
+            VU_SET_MEM_TABLE, struct.pack("<II", 1, 0) +
+            vu_region(size=64 << 20), 1, True),
+        "bad-ring-outside": vu_hello() + table + vu_ring(0, 0x3f000),
+        "bad-too-many-fds": vu_hello() +
+        vu_msg(VU_SET_VRING_CALL, struct.pack("<Q", 0), 12),
+        "bad-chain": vu_hello() + table + vu_ring() + vu_ram(
+            0x1000, struct.pack("<QIHH", 1 << 40, 16, 0, 0)) +
+        vu_ram(0x2000, struct.pack("<HHH", 0, 1, 0)) + b"\x41\x42",
+    }
+    return s
+
+
 def write_seeds():
     for t, gen in (("fuzz-virtio-blk", blk_seeds),
-                   ("fuzz-virtqueue", vq_seeds)):
+                   ("fuzz-virtqueue", vq_seeds),
+                   ("fuzz-vhost-user", vu_seeds)):
         d = corpus_of(t)
         os.makedirs(d, exist_ok=True)
         for f in glob.glob(os.path.join(d, "*")):
