@@ -151,7 +151,9 @@ static int coroutine_fn nbd_handle_list(NBDClient *c, uint32_t len)
         }
         nbd_st32(buf, n);
         memcpy(buf + 4, exp->name, n);
-        memcpy(buf + 4 + n, exp->description, d);
+        if (d) {
+            memcpy(buf + 4 + n, exp->description, d);
+        }
         ret = nbd_opt_reply(c, NBD_OPT_LIST, NBD_REP_SERVER, buf, 4 + n + d);
         if (ret < 0) {
             return ret;
