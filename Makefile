@@ -203,8 +203,8 @@ deps-clients:
 test-build:
 	@scripts/deps.sh build test clients
 	@$(SUBMAKE) all c-tests
-	@$(SUBMAKE) SAN=asan c-tests
-	@$(SUBMAKE) SAN=tsan c-tests
+	@$(SUBMAKE) SAN=asan c-tests tools
+	@$(SUBMAKE) SAN=tsan c-tests tools
 	@$(SUBMAKE) RELEASE=1 all
 .PHONY: test-build
 

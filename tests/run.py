@@ -72,6 +72,11 @@ def suites(args):
     nbd = os.path.join(ROOT, "tests", "nbd", "run.py")
     if os.path.exists(nbd):
         out.append(("nbd", [("nbd", [PYTHON, nbd], {}, "harness")]))
+        # The daemon built with ASan and TSan, without the reference runs.
+        for san, env in (("asan", {}), ("tsan", tsan_env)):
+            out.append(("nbd-" + san, [("nbd@" + san, [
+                PYTHON, nbd, "--build", "build/" + san, "--no-reference"],
+                env, "harness")]))
     fuzz = os.path.join(ROOT, "tests", "fuzz", "run.py")
     if os.path.exists(fuzz):
         # Exit 77 (skipped) when clang cannot build libFuzzer targets.

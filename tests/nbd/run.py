@@ -6,6 +6,7 @@ python3-libnbd, fio's nbd engine) and against raw sockets that break
 the protocol.
 
     /usr/bin/python3 tests/nbd/run.py [--build DIR] [-k SUBSTRING] [--list]
+                                      [--no-reference]
 
 Every test_* function of tests/nbd/test_*.py runs with a fresh temporary
 directory and its own time limit.  A function marked @reference runs
@@ -115,8 +116,13 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("-k", help="run tests whose name contains this")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the qemu-storage-daemon runs (sanitizer "
+                         "builds of the daemon)")
     args = ap.parse_args()
     tests = load_tests()
+    if args.no_reference:
+        tests = [t for t in tests if t[2] != "qsd"]
     if args.k:
         tests = [t for t in tests if args.k in t[0]]
     if args.list:
