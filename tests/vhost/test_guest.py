@@ -71,11 +71,15 @@ test_one_queue.kinds = ["aiolab", "qsd"]
 test_one_queue.timeout = 120
 
 
-def _handled_by(trace):
-    """{thread name: {queue: handle passes}} from a daemon trace."""
+def _events(trace):
     with open(trace) as f:
         data = json.load(f)
-    events = data["traceEvents"] if isinstance(data, dict) else data
+    return data["traceEvents"] if isinstance(data, dict) else data
+
+
+def _handled_by(trace):
+    """{thread name: {queue: handle passes}} from a daemon trace."""
+    events = _events(trace)
     names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
              if e.get("ph") == "M" and e.get("name") == "thread_name"}
     out = {}
@@ -93,7 +97,7 @@ def test_two_queues_two_iothreads(env):
     """-smp 2 with 2 queues spread over 2 IOThreads (iothread-vq-mapping):
     the guest's blk-mq sees 2 hardware queues, its writers (one pinned
     per CPU) use both, and the daemon's trace shows queue 0 handled only
-    in io0 and queue 1 only in io1.  (Debian's qemu-storage-daemon 7.2
+    in io0 and queue 1 only in io1, and the guest's FLUSHes arriving.  (Debian's qemu-storage-daemon 7.2
     binds an export to one IOThread: no reference run.)"""
     pats = patterns(4, MiB)
     trace = env.path("trace.json")
@@ -107,6 +111,9 @@ def test_two_queues_two_iothreads(env):
     assert io0 and io1, f"queues handled by {by}"
     assert by[io0[0]].get(0, 0) > 0 and by[io1[0]].get(1, 0) > 0, by
     assert 1 not in by[io0[0]] and 0 not in by[io1[0]], by
+    flushes = sum(1 for e in _events(trace)
+                  if e.get("name") == "virtio_blk_handle_flush")
+    assert flushes > 0, "the guest sent no FLUSH (write-back cache?)"
 
 
 test_two_queues_two_iothreads.timeout = 150
