@@ -74,6 +74,12 @@ static bool check_conf(VirtIOBlkConf *conf, Error **errp)
         error_setg(errp, "num-queues property must be larger than 0");
         return false;
     }
+    /* QEMU 9.0 has no such check and aborts in virtio_add_queue(). */
+    if (conf->num_queues > VIRTIO_QUEUE_MAX) {
+        error_setg(errp, "invalid num-queues property (%u), must be at "
+                   "most %d", conf->num_queues, VIRTIO_QUEUE_MAX);
+        return false;
+    }
     if (conf->queue_size <= 2) {
         error_setg(errp, "invalid queue-size property (%u), must be > 2",
                    conf->queue_size);

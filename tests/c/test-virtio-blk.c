@@ -419,6 +419,23 @@ static void test_realize_errors(void)
     conf.num_queues = 0;
     expect_realize_error(&conf, NULL,
                          "num-queues property must be larger than 0");
+    /* Above VIRTIO_QUEUE_MAX: an error (QEMU aborts in virtio_add_queue);
+     * 1024 itself and AUTO (0xffff, one queue) are fine. */
+    conf.num_queues = VIRTIO_QUEUE_MAX + 1;
+    expect_realize_error(&conf, NULL, "invalid num-queues property (1025), "
+                         "must be at most 1024");
+    conf.num_queues = 2000;
+    expect_realize_error(&conf, NULL, "invalid num-queues property (2000), "
+                         "must be at most 1024");
+    conf.num_queues = VIRTIO_QUEUE_MAX;
+    env.s = virtio_blk_new(&conf, env.mem, NULL, NULL, &error_abort);
+    ASSERT_EQ(virtio_get_num_queues(aiolab_virtio_blk_get_vdev(env.s)), VIRTIO_QUEUE_MAX);
+    virtio_blk_free(env.s);
+    conf.num_queues = VIRTIO_BLK_AUTO_NUM_QUEUES;
+    env.s = virtio_blk_new(&conf, env.mem, NULL, NULL, &error_abort);
+    ASSERT_EQ(virtio_get_num_queues(aiolab_virtio_blk_get_vdev(env.s)), 1);
+    virtio_blk_free(env.s);
+    env.s = NULL;
     conf_defaults(&conf);
     conf.queue_size = 2;
     expect_realize_error(&conf, NULL,

@@ -58,3 +58,23 @@ def test_blockdev_add_unknown_option(env):
     assert rc == 0, err
     w = report["workloads"][0]
     assert w["verify_errors"] == 0 and w["lost"] == 0, w
+
+
+def test_num_queues_limit(env):
+    """num-queues above VIRTIO_QUEUE_MAX (1024) is a realize error, not
+    an abort in virtio_add_queue(); 1024 itself runs."""
+    for n in (1025, 2000, 65534):
+        assert_refused(env, [*env.blockdev(), "-device",
+                             f"virtio-blk,drive=disk0,num-queues={n}"],
+                       f"invalid num-queues property ({n}), must be at "
+                       "most 1024")
+    assert_refused(env, [*env.blockdev(), "-device",
+                         '{"driver": "virtio-blk", "drive": "disk0", '
+                         '"num-queues": 1025}'],
+                   "invalid num-queues property (1025)")
+    rc, report, err = env.run_json(*env.blockdev(), "-device",
+                                   "virtio-blk,drive=disk0,num-queues=1024",
+                                   "-workload", "vcpu=0,rw=verify,count=50")
+    assert rc == 0, err
+    assert report["devices"][0]["num-queues"] == 1024, report["devices"]
+    assert report["workloads"][0]["verify_errors"] == 0

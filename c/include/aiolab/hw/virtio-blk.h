@@ -145,7 +145,9 @@ AIOLAB_API void virtio_blk_conf_init(VirtIOBlkConf *conf);
  * VirtioBusOps) with @bus_opaque for its callbacks.
  *
  * Fails, with QEMU's message in @errp, on: a missing drive ("drive
- * property not set") or medium; num-queues 0; queue-size <= 2, not a
+ * property not set") or medium; num-queues 0 or above VIRTIO_QUEUE_MAX
+ * (1024: "invalid num-queues property (N), must be at most 1024", where
+ * QEMU aborts in virtio_add_queue()); queue-size <= 2, not a
  * power of 2 or above 1024; max-discard-sectors or
  * max-write-zeroes-sectors of 0 or above BDRV_REQUEST_MAX_SECTORS while
  * offered; a logical block size that is not a power of 2 >= 512; both
