@@ -43,6 +43,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -360,6 +361,23 @@ static void vu_apply_enable(void *opaque)
     event_notifier_set(virtio_queue_get_guest_notifier(vq));
 }
 
+/* Kick, call and err fds are eventfds: the kick one goes into an
+ * AioContext's fd monitor (epoll refuses a regular file, and aiolab
+ * aborts on that), the others are written 8 bytes at a time. */
+static bool vu_is_eventfd(int fd)
+{
+    char path[32], link[64];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    n = readlink(path, link, sizeof(link) - 1);
+    if (n < 0) {
+        return false;
+    }
+    link[n] = 0;
+    return strcmp(link, "anon_inode:[eventfd]") == 0;
+}
+
 bool vu_set_vring_fd(VuServer *s, VhostUserMsg *m, Error **errp)
 {
     uint32_t req = m->hdr.request;
@@ -374,6 +392,11 @@ bool vu_set_vring_fd(VuServer *s, VhostUserMsg *m, Error **errp)
                                      VHOST_USER_VRING_NOFD_MASK)) {
         error_setg(errp, "%s with unknown flags in 0x%" PRIx64,
                    vu_request_name(req), m->payload.u64);
+        return false;
+    }
+    if (fd >= 0 && !vu_is_eventfd(fd)) {
+        error_setg(errp, "vring %d: the fd of %s is not an eventfd",
+                   vr->index, vu_request_name(req));
         return false;
     }
     m->nfds = 0;                    /* ours from here on */

@@ -443,13 +443,19 @@ def vu_ram(off, data):
     return bytes([0x40]) + struct.pack("<HH", off // 16, len(data)) + data
 
 
-def vu_ring(q=0, base=0x1000):
-    """One queue of 64 at base (desc), +0x1000 (avail), +0x2000 (used)."""
+def vu_ring_addr(q=0, base=0x1000):
+    """Size, base and addresses of a queue of 64 at base (desc), +0x1000
+    (avail), +0x2000 (used)."""
     return (vu_state(VU_SET_VRING_NUM, q, 64) +
             vu_state(VU_SET_VRING_BASE, q, 0) +
             vu_msg(VU_SET_VRING_ADDR, struct.pack(
                 "<IIQQQQ", q, 0, VU_UADDR + base, VU_UADDR + base + 0x2000,
-                VU_UADDR + base + 0x1000, 0)) +
+                VU_UADDR + base + 0x1000, 0)))
+
+
+def vu_ring(q=0, base=0x1000):
+    """vu_ring_addr(), then kick and call eventfds and an acked enable."""
+    return (vu_ring_addr(q, base) +
             vu_msg(VU_SET_VRING_KICK, struct.pack("<Q", q), 1) +
             vu_msg(VU_SET_VRING_CALL, struct.pack("<Q", q), 1) +
             vu_state(VU_SET_VRING_ENABLE, q, 1, flags=9))
@@ -519,6 +525,8 @@ def vu_seeds():
         "bad-ring-outside": vu_hello() + table + vu_ring(0, 0x3f000),
         "bad-too-many-fds": vu_hello() +
         vu_msg(VU_SET_VRING_CALL, struct.pack("<Q", 0), 12),
+        "bad-kick-memfd": vu_hello() + table + vu_ring_addr() +
+        vu_msg(VU_SET_VRING_KICK, struct.pack("<Q", 0), 1, True),
         "bad-chain": vu_hello() + table + vu_ring() + vu_ram(
             0x1000, struct.pack("<QIHH", 1 << 40, 16, 0, 0)) +
         vu_ram(0x2000, struct.pack("<HHH", 0, 1, 0)) + b"\x41\x42",

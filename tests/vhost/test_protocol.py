@@ -283,6 +283,21 @@ def bad_kick_without_fd(c):
     return "no kick fd"
 
 
+def bad_kick_not_an_eventfd(c):
+    # A memfd as the kick fd: no AioContext may be asked to poll it.
+    ram = vu.GuestRAM(1 << 20)
+    c.negotiate()
+    c.set_u64(vu.SET_VRING_KICK, 0, [ram.fd])
+    return "the fd of SET_VRING_KICK is not an eventfd"
+
+
+def bad_call_not_an_eventfd(c):
+    ram = vu.GuestRAM(1 << 20)
+    c.negotiate()
+    c.set_u64(vu.SET_VRING_CALL, 0, [ram.fd])
+    return "the fd of SET_VRING_CALL is not an eventfd"
+
+
 def bad_ring_before_features(c):
     ram = vu.GuestRAM(1 << 20)
     ring = vu.Ring(ram)
