@@ -212,3 +212,21 @@ def test_latency_hist():
         h.merge([1, 2])
     with pytest.raises(TypeError):
         h.add(1.5)
+
+
+def test_ctrl_c_is_a_shutdown_request(disk):
+    """SIGINT while run() sleeps in the main loop: it wakes at once and
+    ends the run as QEMU's SIGINT does (cause host-signal)."""
+    import os
+    import signal
+    with aiolab.Machine() as m:
+        m.add_virtio_blk("disk0")
+        m.add_workload("vcpu=0,rw=randread,iodepth=1,runtime=30")
+        m.start()
+        t = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+        t.start()
+        assert m.run(timeout=20) == "host-signal"   # not TimeoutError
+        t.join()
+        assert not m.guest_done                     # 30 s of workload
+        assert m.events[-1]["event"] == "SHUTDOWN"
+        assert m.events[-1]["cause"] == "host-signal"
