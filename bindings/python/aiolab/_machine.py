@@ -27,7 +27,8 @@ from ._backend import B, lib, raw
 from ._core import Error, call_errp, check_int
 from ._hwbackend import H, MACHINE_EVENT_FIELDS
 from ._threads import bql, main_loop
-from ._virtio import VirtIOBlk, make_blk_conf
+from ._blkconf import make_blk_conf
+from ._virtio import VirtIOBlk
 
 RUNSTATES = ("prelaunch", "running", "paused", "io-error", "shutdown")
 SHUTDOWN_CAUSES = ("none", "host-qmp-quit", "host-signal", "guest-shutdown")
