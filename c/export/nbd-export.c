@@ -6,11 +6,11 @@
  *
  * A connection in transmission runs in its export's AioContext:
  *
- *   receive loop (one coroutine)            request coroutines (<= 16)
+ *   receive loop (one coroutine)            request coroutines (<= 32)
  *   nb_requests++                              |
  *   read header [+ payload] --- aio_co_enter --> blk_co_* (yields for I/O)
  *   check it (nbd_check_request)               take send_lock, reply
- *   loop; park when drained or at 16           nb_requests--, kick
+ *   loop; park when drained or full            nb_requests--, kick
  *   in flight, end on EOF/DISC/error           wake the parked loop
  *
  * Drained sections (the export's BlockBackend, like any device's):
@@ -45,6 +45,7 @@ typedef struct NBDRequestData {
     NBDClient *c;
     NBDRequest req;
     uint8_t *data;          /* a write's payload, a read's buffer */
+    uint32_t buffered;      /* bytes of data buffer counted in flight */
     uint32_t error;         /* NBD_E*: refused when received, or failed */
     const char *why;        /* the refusal's reason */
 } NBDRequestData;
@@ -101,7 +102,8 @@ static void nbd_client_start_recv(NBDClient *c, int self)
     Coroutine *co;
 
     if (c->recv_co || c->closing || qatomic_read(&c->quiescing) ||
-        qatomic_read(&c->nb_requests) - self >= NBD_MAX_REQUESTS) {
+        qatomic_read(&c->nb_requests) - self >= NBD_MAX_REQUESTS ||
+        c->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES) {
         return;
     }
     qatomic_inc(&c->nb_requests);
@@ -277,6 +279,7 @@ static void coroutine_fn nbd_co_request(void *opaque)
                      c->id);
         nbd_client_shutdown(c, SHUT_RDWR);
     }
+    c->inflight_bytes -= rd->buffered;
     free(rd->data);
     free(rd);
     nbd_client_request_done(c);
@@ -341,6 +344,11 @@ static int coroutine_fn nbd_co_receive_one(NBDClient *c,
         free(rd);
         return -EIO;
     }
+    if (v == NBD_REQ_SERVE && (rd->req.type == NBD_CMD_READ ||
+                               rd->req.type == NBD_CMD_WRITE)) {
+        rd->buffered = rd->req.len;
+        c->inflight_bytes += rd->buffered;
+    }
     qatomic_inc(&c->nb_requests);   /* until its reply is sent */
     nbd_client_ref(c);              /* the request's */
     aio_co_enter(c->ctx, qemu_coroutine_create(nbd_co_request, rd));
@@ -359,7 +367,8 @@ static void coroutine_fn nbd_co_recv_loop(void *opaque)
     /* nb_requests counts this loop (nbd_client_start_recv) besides the
      * requests it started. */
     while (!c->closing && !qatomic_read(&c->quiescing) &&
-           qatomic_read(&c->nb_requests) - 1 < NBD_MAX_REQUESTS) {
+           qatomic_read(&c->nb_requests) - 1 < NBD_MAX_REQUESTS &&
+           c->inflight_bytes < NBD_MAX_INFLIGHT_BYTES) {
         ret = nbd_co_receive_one(c, &lim);
         if (ret == -EIO) {
             nbd_client_shutdown(c, SHUT_RDWR);      /* hard disconnect */
@@ -367,8 +376,8 @@ static void coroutine_fn nbd_co_recv_loop(void *opaque)
             c->closing = true;      /* answer what is in flight, then go */
         }
     }
-    /* Parked (drained, closing, or 16 requests in flight): stop reading
-     * until nbd_client_start_recv(). */
+    /* Parked (drained, closing, or its fill of requests in flight): stop
+     * reading until nbd_client_start_recv(). */
     c->recv_co = NULL;
     nbd_client_set_read_handler(c, false);
     nbd_client_maybe_unlist(c, 1);

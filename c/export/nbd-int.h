@@ -36,9 +36,17 @@
 #include "export/export-int.h"
 #include "export/nbd-proto.h"
 
-/* Requests a connection may have read but not answered (QEMU's
- * MAX_NBD_REQUESTS): the receive loop stops reading at this many. */
-#define NBD_MAX_REQUESTS    16
+/*
+ * Requests a connection may have read but not answered, and their data
+ * buffers' total: the receive loop stops reading at either limit.
+ * Where QEMU differs: QEMU's MAX_NBD_REQUESTS is 16, with no byte limit
+ * (16 x 32 MiB); at 16 a client at queue depth 32 made the loop park and
+ * restart (remove and re-add its fd handler: two epoll_ctl calls) once
+ * per request.  32 requests and 64 MiB of buffers keep a QD32 client
+ * streaming and bound a client's memory lower than QEMU does.
+ */
+#define NBD_MAX_REQUESTS        32
+#define NBD_MAX_INFLIGHT_BYTES  (64 * 1024 * 1024)
 /* The receive buffer: several small requests per read(2) at depth. */
 #define NBD_INBUF_SIZE      (64 * 1024)
 
@@ -92,6 +100,7 @@ struct NBDClient {
     CoMutex send_lock;          /* one reply on the wire at a time */
     bool structured;            /* NBD_OPT_STRUCTURED_REPLY negotiated */
     bool closing;               /* no new request will be read */
+    uint64_t inflight_bytes;    /* data buffers of requests in flight */
     bool unlist_scheduled;      /* the unlisting BH is on its way */
 };
 

@@ -23,7 +23,9 @@ thread-pool workers), the client under `taskset -c CPU2`: two CPUs, one
 each, the same for both servers.  Both daemons get the same command line
 (--blockdev, --nbd-server, --export type=nbd,...,writable=on).  Prints one
 JSON object: value = ns per request (the client's run time / requests),
-iops, and the commands.
+iops, daemon_cpu_ns (the daemon's user + system CPU time per request
+while the client ran: a figure less sensitive to other load on the
+machine, for information), and the commands.
 """
 import json
 import os
@@ -108,6 +110,13 @@ def start_daemon(o, img, sock, cpu):
     return proc, " ".join(cmd)
 
 
+def cpu_seconds(pid):
+    """user + system time of process @pid and all its threads so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_daemon(proc):
     proc.send_signal(signal.SIGTERM)
     try:
@@ -177,12 +186,15 @@ def main():
             uri = "nbd+unix:///disk?socket=%s" % sock
             fn = {"fio": measure_fio, "qemu-img": measure_qemu_img}[
                 o.get("client", "fio")]
+            cpu0 = cpu_seconds(proc.pid)
             ccmd, secs, n = fn(o, uri, size, count, depth, cpu2)
+            cpu_ns = (cpu_seconds(proc.pid) - cpu0) * 1e9 / n
         finally:
             if proc.poll() is None:
                 stop_daemon(proc)
     res = {"row": o["row"], "impl": o["server"], "value": secs * 1e9 / n,
            "iops": n / secs, "seconds": secs, "requests": n, "depth": depth,
+           "daemon_cpu_ns": cpu_ns,
            "daemon_cmd": dcmd, "tool_cmd": ccmd}
     if o["server"] == "qsd":
         res["version"] = subprocess.run(
