@@ -155,6 +155,7 @@ typedef struct Workload {
     int64_t start_vns, last_done_vns;   /* VIRTUAL */
     int64_t next_mmio_vns;              /* mmio-hold: next exit */
     uint64_t mmio_done;
+    bool reconfigured;                  /* reconfigure=N: done */
 } Workload;
 
 struct CPUState {
@@ -271,6 +272,7 @@ bool guest_used_pending(GuestQueue *q);
 bool guest_ipi_pending(CPUState *cpu);
 void guest_suppress_interrupts(GuestQueue *q);
 bool guest_device_failed(CPUState *cpu, MachineDevice *d);
+void guest_reconfigure_queue(CPUState *cpu, GuestQueue *q);
 void guest_stats_add(CPUState *cpu, uint64_t *field, uint64_t n);
 
 /* vcpu-workload.c */

@@ -148,9 +148,10 @@ static bool set_key(AiolabWorkloadConf *c, const char *key, const char *v,
     } else if (!strcmp(key, "seed")) {
         NEED(parse_uint(v, &u), "a number");
         c->seed = u;
-    } else if (!strcmp(key, "malformed")) {
+    } else if (!strcmp(key, "malformed") || !strcmp(key, "reconfigure")) {
         NEED(parse_uint(v, &u) && u >= 1, "a request number (from 1)");
-        c->malformed_at = u;
+        *(!strcmp(key, "malformed") ? &c->malformed_at
+                                    : &c->reconfigure_at) = u;
     } else if (!strcmp(key, "runtime") || !strcmp(key, "timeout")) {
         NEED(parse_time(v, 1e9, &t) && t > 0, "a duration in seconds");
         *(!strcmp(key, "runtime") ? &c->runtime_ns : &c->timeout_ns) = t;

@@ -30,7 +30,8 @@
  * and wakes the guest's vCPUs.
  *
  * Where QEMU differs: no 64-bit BAR decoding, no legacy (version 1)
- * registers, no SHM regions; register widths are not checked.
+ * registers, no SHM regions; register widths are not checked; QueueNum
+ * and QueueReady after DRIVER_OK break the device (queue_is_live()).
  */
 #include <errno.h>
 #include <string.h>
@@ -105,6 +106,30 @@ static void write_status(MachineDevice *d, uint8_t val)
     }
 }
 
+/*
+ * A queue is live once the driver has set DRIVER_OK: from then on it may
+ * run in its IOThread, which reads the queue's size and ring pointers
+ * with no lock (the virtio header's "queue idle" rule).  QueueNum and
+ * QueueReady written then are refused, and the device breaks
+ * (NEEDS_RESET) instead of racing with that thread; a reset (Status 0),
+ * which stops ioeventfd first, makes the queues configurable again.
+ * The address latches are this window's own state and stay writable.
+ *
+ * Where QEMU differs: virtio-mmio and virtio-pci apply such writes (only
+ * virtio-pci's queue_enable other than 1 is a virtio_error): QEMU's ring
+ * accesses go through RCU-protected region caches, so a racing IOThread
+ * sees the old rings or the new, never freed memory.  aiolab has no RCU.
+ */
+static bool queue_is_live(MachineDevice *d, const char *reg)
+{
+    if (!(aiolab_virtio_get_status(d->vdev) & VIRTIO_CONFIG_S_DRIVER_OK)) {
+        return false;
+    }
+    virtio_error(d->vdev, "%s written for queue %u after DRIVER_OK",
+                 reg, d->queue_sel);
+    return true;
+}
+
 void transport_mmio_write(MachineDevice *d, uint64_t addr, uint64_t val,
                           unsigned size)
 {
@@ -134,7 +159,8 @@ void transport_mmio_write(MachineDevice *d, uint64_t addr, uint64_t val,
         d->q_desc = d->q_avail = d->q_used = 0;
         break;
     case VIRTIO_MMIO_QUEUE_NUM:
-        if (virtio_get_queue(vdev, d->queue_sel)) {
+        if (virtio_get_queue(vdev, d->queue_sel) &&
+            !queue_is_live(d, "QueueNum")) {
             virtio_queue_set_num(vdev, d->queue_sel, val);
         }
         break;
@@ -157,7 +183,8 @@ void transport_mmio_write(MachineDevice *d, uint64_t addr, uint64_t val,
         set_high(&d->q_used, val);
         break;
     case VIRTIO_MMIO_QUEUE_READY:
-        if (virtio_get_queue(vdev, d->queue_sel)) {
+        if (virtio_get_queue(vdev, d->queue_sel) &&
+            !queue_is_live(d, "QueueReady")) {
             /* A bad address breaks the device; the driver sees
              * NEEDS_RESET in Status. */
             if (val) {

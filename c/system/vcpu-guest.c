@@ -93,6 +93,31 @@ static bool setup_queue(CPUState *cpu, MachineDevice *d, GuestQueue *q)
 }
 
 /*
+ * A buggy or malicious driver (the reconfigure=N workload knob): select
+ * the live queue @q again and write it a new size (half) and a new
+ * layout, then QueueReady, all after DRIVER_OK.  The device's IOThread
+ * is reading that queue's size and ring pointers meanwhile; the
+ * transport must refuse (c/system/machine-transport.c: queue_is_live()).
+ */
+void guest_reconfigure_queue(CPUState *cpu, GuestQueue *q)
+{
+    MachineDevice *d = q->dev;
+    unsigned num = q->vr.num > 1 ? q->vr.num / 2 : 1;
+    uint64_t desc, avail, used;
+
+    aiolab_vring_layout(num, q->ring_gpa, &desc, &avail, &used);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_SEL, q->index, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_NUM, num, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_DESC_LOW, desc, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc >> 32, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_AVAIL_LOW, avail, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, avail >> 32, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_USED_LOW, used, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_USED_HIGH, used >> 32, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_READY, 1, 4);
+}
+
+/*
  * Probe @d: the virtio 1.x initialisation sequence.  Returns: false if
  * the device was refused (d->guest_error says why).
  * Context: vCPU 0's guest code, at boot.

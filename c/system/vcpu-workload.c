@@ -407,6 +407,13 @@ static int submit_more(CPUState *cpu)
     int n = 0, sent, k;
     bool malformed = false;
 
+    /* reconfigure=N: the misbehaving driver acts once N - 1 requests
+     * are out, its queue live. */
+    if (cpu->phase == GUEST_RUN && c->reconfigure_at && !w->reconfigured &&
+        w->submitted + 1 >= c->reconfigure_at) {
+        w->reconfigured = true;
+        guest_reconfigure_queue(cpu, w->q);
+    }
     for (i = 0; i < c->iodepth && n < 1024; i++) {
         GuestReq *r = &w->reqs[i];
 

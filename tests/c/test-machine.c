@@ -471,6 +471,41 @@ static void test_malformed(void)
     aiolab_machine_free(m);
 }
 
+/*
+ * A guest that rewrites its live queue's size and QueueReady after
+ * DRIVER_OK (reconfigure=N) while io0 works the ring: the transport
+ * refuses, the device breaks (NEEDS_RESET), the queue keeps the size
+ * and rings io0 was using.  Before the fix the vCPU remapped the rings
+ * under io0 (a data race TSan reports; the device then failed on a
+ * ring of the wrong size).
+ */
+static void test_reconfigure_live_queue(void)
+{
+    VirtIOBlock *s;
+    VirtIODevice *vdev;
+    AiolabWorkloadStats st;
+    char err[128];
+
+    setup();
+    new_machine(1, false);
+    s = add_dev("disk0", "io0", true, 1);
+    vdev = aiolab_virtio_blk_get_vdev(s);
+    workload("vcpu=0,rw=randwrite,iodepth=4,count=400,reconfigure=100");
+    ASSERT(aiolab_machine_start(m, true, &error_abort));
+    ASSERT_EQ(run(NULL), SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+    vm_shutdown();
+    ASSERT(aiolab_virtio_device_is_broken(vdev));
+    ASSERT(aiolab_virtio_get_status(vdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    aiolab_virtio_device_get_last_error(vdev, err, sizeof(err));
+    ASSERT_STR_CONTAINS(err, "written for queue 0 after DRIVER_OK");
+    ASSERT_EQ(virtio_queue_get_num(vdev, 0), virtio_queue_get_max_num(vdev, 0));
+    st = stats(0);
+    ASSERT(st.finished);
+    ASSERT_LE(st.writes, 100);
+    ASSERT_STR_CONTAINS(st.error, "needs a reset");
+    aiolab_machine_free(m);
+}
+
 /* -no-shutdown: a finished guest leaves the machine stopped. */
 static void test_no_shutdown(void)
 {
@@ -606,6 +641,7 @@ static const TestCase tests[] = {
     { "/machine/werror-stop", test_werror_stop },
     { "/machine/polling", test_polling },
     { "/machine/malformed", test_malformed },
+    { "/machine/reconfigure-live-queue", test_reconfigure_live_queue },
     { "/machine/no-shutdown", test_no_shutdown },
     { NULL }
 };

@@ -4,7 +4,8 @@ cleanly and change nothing: an option a block driver does not know
 (-blockdev, blockdev-add), a virtio-blk num-queues over QEMU's
 VIRTIO_QUEUE_MAX, and the order of BLOCK_IO_ERROR and the STOP it
 causes."""
-from qmp import QMPError  # noqa: F401  (QMPError raised by expect_error)
+import time
+
 from test_qmp import expect_error, finish, vm_with_qmp
 
 LONG = "rw=verify,bs=4096,iodepth=4,runtime=30"
@@ -41,7 +42,14 @@ def test_blockdev_add_unknown_option(env):
     p, q = vm_with_qmp(env, "-object", "iothread,id=io0", *env.blockdev(),
                        "-device", "virtio-blk,drive=disk0,iothread=io0",
                        "-workload", "vcpu=0," + LONG)
-    before = q.execute("query-named-block-nodes")
+    # the guest's DRIVER_OK moves disk0 into io0: compare after that
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        before = q.execute("query-named-block-nodes")
+        if before[0]["x-aio-context"] == "io0":
+            break
+        time.sleep(0.01)
+    assert before[0]["x-aio-context"] == "io0", before
     for args in [{"driver": "aiolab-test", "bogus": 1},
                  {"driver": "aiolab-test", "file": "disk0", "bogus": 1},
                  {"driver": "null-co", "bogus": 1}]:

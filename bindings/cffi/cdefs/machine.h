@@ -43,6 +43,7 @@ typedef struct AiolabWorkloadConf {
     int64_t poll_ns;
     uint64_t malformed_at;
     int64_t timeout_ns;
+    uint64_t reconfigure_at;
 } AiolabWorkloadConf;
 void aiolab_workload_conf_init(AiolabWorkloadConf *conf);
 bool aiolab_workload_parse(const char *str, AiolabWorkloadConf *conf,

@@ -103,6 +103,9 @@ typedef struct AiolabWorkloadConf {
                                  * chain pointing outside guest RAM (0) */
     int64_t timeout_ns;         /* timeout=: seconds of guest time after
                                  * which a request counts as lost (30) */
+    uint64_t reconfigure_at;    /* reconfigure=N: before request N the
+                                 * guest rewrites its live queue's size
+                                 * and QueueReady (0) */
 } AiolabWorkloadConf;
 
 /* poll=always: the guest polls its used ring instead of waiting for its
