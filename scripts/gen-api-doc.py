@@ -7,7 +7,7 @@
     /usr/bin/python3 scripts/gen-api-doc.py --missing-context
                                         list API entries with no Context: line
 
-Input: c/include/aiolab/*.h (those git tracks), in the order aiolab.h
+Input: c/include/aiolab/*.h and */*.h (those git tracks), in the order aiolab.h
 includes them.  What it reads there:
 
   - banner comments, which open a section by calling context:
@@ -469,13 +469,14 @@ def header_names():
     try:
         p = subprocess.run(["git", "ls-files", "--", INCLUDE], cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        tracked = [os.path.basename(f) for f in
+        tracked = [os.path.relpath(f, INCLUDE) for f in
                    p.stdout.decode().splitlines()] if p.returncode == 0 \
             else None
     except OSError:
         tracked = None
     if not tracked:
-        tracked = os.listdir(inc)
+        tracked = [os.path.relpath(os.path.join(d, f), inc)
+                   for d, _, files in os.walk(inc) for f in files]
     return sorted(f for f in tracked if f.endswith(".h") and
                   os.path.exists(os.path.join(inc, f)))
 
@@ -485,7 +486,7 @@ def header_order():
     names = header_names()
     order = []
     with open(os.path.join(inc, "aiolab.h")) as f:
-        for m in re.finditer(r"#include <aiolab/([\w.-]+\.h)>", f.read()):
+        for m in re.finditer(r"#include <aiolab/([\w./-]+\.h)>", f.read()):
             if m.group(1) in names and m.group(1) not in order:
                 order.append(m.group(1))
     order += [n for n in names if n not in order and n != "aiolab.h"]
