@@ -26,6 +26,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +35,21 @@
 #include "export/nbd-int.h"
 
 static unsigned next_client_id;
+bool nbd_quiet;
+
+void nbd_log(const char *fmt, ...)
+             {
+             char msg[512];
+    va_list ap;
+
+    if (nbd_quiet) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    error_report("%s", msg);
+}
 
 NBDClient *nbd_client_new(int fd, AioContext *ctx)
 {

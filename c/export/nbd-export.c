@@ -213,7 +213,7 @@ static int coroutine_fn nbd_co_send_reply(NBDClient *c, NBDRequestData *rd)
     return ret;
 }
 
-/* --- requests --------------------------------------------------------------- */
+/* --- requests ------------------------------------------------------------- */
 
 static int coroutine_fn nbd_do_request(NBDClient *c, NBDRequestData *rd)
 {
@@ -269,14 +269,14 @@ static void coroutine_fn nbd_co_request(void *opaque)
         if (ret < 0) {
             rd->error = nbd_errno(ret);
             rd->why = strerror(-ret);
-            error_report("NBD client %u: %s of %u bytes at %llu failed: %s",
-                         c->id, nbd_cmd_name(rd->req.type), rd->req.len,
-                         (unsigned long long)rd->req.from, strerror(-ret));
+            nbd_log("NBD client %u: %s of %u bytes at %llu failed: %s",
+                    c->id, nbd_cmd_name(rd->req.type), rd->req.len,
+                    (unsigned long long)rd->req.from, strerror(-ret));
         }
     }
     if (nbd_co_send_reply(c, rd) < 0 && !c->closing) {
-        error_report("NBD client %u: cannot send a reply, disconnecting",
-                     c->id);
+        nbd_log("NBD client %u: cannot send a reply, disconnecting",
+                c->id);
         nbd_client_shutdown(c, SHUT_RDWR);
     }
     c->inflight_bytes -= rd->buffered;
@@ -302,8 +302,8 @@ static int coroutine_fn nbd_co_receive_one(NBDClient *c,
     int ret = nbd_co_read(c, hdr, sizeof(hdr), true);
 
     if (ret == -EIO) {
-        error_report("NBD client %u: connection lost in the middle of a "
-                     "request header", c->id);
+        nbd_log("NBD client %u: connection lost in the middle of a "
+                "request header", c->id);
     }
     if (ret < 0) {
         return ret;
@@ -312,34 +312,34 @@ static int coroutine_fn nbd_co_receive_one(NBDClient *c,
     AIOLAB_ASSERT(rd, "out of memory");
     rd->c = c;
     if (!nbd_parse_request(hdr, &rd->req)) {
-        error_report("NBD client %u: bad request magic 0x%08x, "
-                     "disconnecting", c->id, nbd_ld32(hdr));
+        nbd_log("NBD client %u: bad request magic 0x%08x, "
+                "disconnecting", c->id, nbd_ld32(hdr));
         free(rd);
         return -EIO;
     }
     v = nbd_check_request(&rd->req, lim, &payload, &rd->error, &rd->why);
     if (v == NBD_REQ_DISCONNECT || v == NBD_REQ_DROP) {
         if (v == NBD_REQ_DROP) {
-            error_report("NBD client %u: %s %s (%u bytes, at most %u), "
-                         "disconnecting", c->id, nbd_cmd_name(rd->req.type),
-                         rd->why, rd->req.len, lim->max_payload);
+            nbd_log("NBD client %u: %s (%u bytes, at most %u), "
+                    "disconnecting", c->id, rd->why, rd->req.len,
+                    lim->max_payload);
         }
         free(rd);
         return v == NBD_REQ_DROP ? -EIO : -ESHUTDOWN;
     }
     if (v == NBD_REQ_ERROR) {
-        error_report("NBD client %u: %s of %u bytes at %llu refused: %s",
-                     c->id, nbd_cmd_name(rd->req.type), rd->req.len,
-                     (unsigned long long)rd->req.from, rd->why);
+        nbd_log("NBD client %u: %s of %u bytes at %llu refused: %s",
+                c->id, nbd_cmd_name(rd->req.type), rd->req.len,
+                (unsigned long long)rd->req.from, rd->why);
         ret = payload ? nbd_co_skip(c, payload) : 0;
     } else if (payload) {
         rd->data = qemu_blockalign(blk_bs(c->exp->common.blk), payload);
         ret = nbd_co_read(c, rd->data, payload, false);
     }
     if (ret < 0) {
-        error_report("NBD client %u: connection lost in the middle of the "
-                     "data of a %s request", c->id,
-                     nbd_cmd_name(rd->req.type));
+        nbd_log("NBD client %u: connection lost in the middle of the "
+                "data of a %s request", c->id,
+                nbd_cmd_name(rd->req.type));
         free(rd->data);
         free(rd);
         return -EIO;
@@ -386,7 +386,7 @@ static void coroutine_fn nbd_co_recv_loop(void *opaque)
     nbd_client_unref(c);
 }
 
-/* --- attaching a connection to its export (main loop) ----------------------- */
+/* --- attaching a connection to its export (main loop) --------------------- */
 
 static void nbd_client_start_bh(void *opaque)
 {
@@ -421,7 +421,7 @@ void nbd_client_attach(NBDClient *c, NBDExport *exp)
     nbd_client_bh(c, nbd_client_start_bh);
 }
 
-/* --- the driver ---------------------------------------------------------------- */
+/* --- the driver ----------------------------------------------------------- */
 
 static void nbd_client_kick_bh(void *opaque)
 {

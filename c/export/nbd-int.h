@@ -63,7 +63,7 @@ struct NBDExport {
     uint32_t min_block;         /* the node's request alignment */
     bool multi_conn;            /* NBD_FLAG_CAN_MULTI_CONN */
 
-    /* --- Main loop, BQL held ----------------------------------------------- */
+    /* --- Main loop, BQL held ---------------------------------------------- */
     bool quiescing;             /* inside a drained section of the node */
     NBDClient *clients;         /* connections in the transmission phase */
 };
@@ -105,6 +105,13 @@ struct NBDClient {
 };
 
 /* --- nbd-conn.c ------------------------------------------------------- */
+
+/* Set by the fuzz target: no log lines about clients (FUZZ_VERBOSE=1
+ * turns them back on there). */
+extern bool nbd_quiet;
+/* error_report() about a client (a dropped connection, a refused or
+ * failed request), unless nbd_quiet.  Any thread. */
+void nbd_log(const char *fmt, ...) AIOLAB_PRINTF(1, 2);
 
 /* A new connection on @fd (made non-blocking), refcount 1 (the list's),
  * handlers in @ctx.  Main loop, BQL held. */

@@ -228,9 +228,9 @@ static int coroutine_fn nbd_handle_export_name(NBDClient *c,
     struct iovec iov = { buf, no_zeroes ? 10 : sizeof(buf) };
 
     if (!exp) {
-        error_report("NBD client %u: export '%.*s' not present "
-                     "(NBD_OPT_EXPORT_NAME), disconnecting", c->id,
-                     (int)MIN(len, 256), data);
+        nbd_log("NBD client %u: export '%.*s' not present "
+                "(NBD_OPT_EXPORT_NAME), disconnecting", c->id,
+                (int)MIN(len, 256), data);
         return -ENOENT;
     }
     nbd_st64(buf, exp->size);
@@ -278,7 +278,7 @@ static int coroutine_fn nbd_handle_option(NBDClient *c, uint32_t opt,
     }
 }
 
-/* --- the handshake ---------------------------------------------------------- */
+/* --- the handshake -------------------------------------------------------- */
 
 /* Returns: the export chosen, or NULL (the connection is to be closed;
  * anything worth a log line was logged). */
@@ -300,8 +300,8 @@ static NBDExport *coroutine_fn nbd_co_negotiate(NBDClient *c)
     }
     flags = nbd_ld32(buf);
     if (flags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
-        error_report("NBD client %u: unsupported client flags 0x%x, "
-                     "disconnecting", c->id, flags);
+        nbd_log("NBD client %u: unsupported client flags 0x%x, "
+                "disconnecting", c->id, flags);
         return NULL;
     }
     fixed = flags & NBD_FLAG_C_FIXED_NEWSTYLE;
@@ -309,35 +309,35 @@ static NBDExport *coroutine_fn nbd_co_negotiate(NBDClient *c)
     for (;;) {
         ret = nbd_co_read(c, buf, sizeof(buf), false);
         if (ret < 0) {
-            error_report("NBD client %u: connection lost during the "
-                         "handshake", c->id);
+            nbd_log("NBD client %u: connection lost during the "
+                    "handshake", c->id);
             return NULL;
         }
         opt = nbd_ld32(buf + 8);
         len = nbd_ld32(buf + 12);
         if (nbd_ld64(buf) != NBD_OPTS_MAGIC) {
-            error_report("NBD client %u: bad option magic 0x%016llx, "
-                         "disconnecting", c->id,
-                         (unsigned long long)nbd_ld64(buf));
+            nbd_log("NBD client %u: bad option magic 0x%016llx, "
+                    "disconnecting", c->id,
+                    (unsigned long long)nbd_ld64(buf));
             return NULL;
         }
         if (len > NBD_MAX_OPTION_SIZE) {
-            error_report("NBD client %u: option %u (%s) of %u bytes is "
-                         "longer than any valid option, disconnecting",
-                         c->id, opt, nbd_opt_name(opt), len);
+            nbd_log("NBD client %u: option %u (%s) of %u bytes is "
+                    "longer than any valid option, disconnecting",
+                    c->id, opt, nbd_opt_name(opt), len);
             return NULL;
         }
         if (!fixed && opt != NBD_OPT_EXPORT_NAME) {
-            error_report("NBD client %u: option %u (%s) without fixed "
-                         "newstyle negotiation, disconnecting", c->id, opt,
-                         nbd_opt_name(opt));
+            nbd_log("NBD client %u: option %u (%s) without fixed "
+                    "newstyle negotiation, disconnecting", c->id, opt,
+                    nbd_opt_name(opt));
             return NULL;
         }
         data = malloc(len ? len : 1);
         ret = nbd_co_read(c, data, len, false);
         if (ret < 0) {
-            error_report("NBD client %u: connection lost in the middle of "
-                         "option %s", c->id, nbd_opt_name(opt));
+            nbd_log("NBD client %u: connection lost in the middle of "
+                    "option %s", c->id, nbd_opt_name(opt));
         } else {
             ret = nbd_handle_option(c, opt, data, len, no_zeroes, &exp);
         }
@@ -385,7 +385,7 @@ static void nbd_server_accept(void *opaque)
 
     if (fd < 0) {
         if (errno != EAGAIN && errno != EINTR) {
-            error_report("NBD server: accept: %s", strerror(errno));
+            nbd_log("NBD server: accept: %s", strerror(errno));
         }
         return;
     }

@@ -157,7 +157,7 @@ static char *sd_flat_opts(const char *str, const char *implied_key,
     return flat;
 }
 
-/* --- the options ----------------------------------------------------------- */
+/* --- the options ---------------------------------------------------------- */
 
 static bool sd_object(const char *arg, Error **errp)
 {
@@ -370,7 +370,7 @@ const char *sd_trace_file(void)
     return trace_file;
 }
 
-/* --- the table ----------------------------------------------------------------- */
+/* --- the table ------------------------------------------------------------ */
 
 typedef struct SdOption {
     const char *name;

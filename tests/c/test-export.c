@@ -146,7 +146,7 @@ static void on_deleted(const char *id, void *opaque)
     deleted_ids[n_deleted_ids++] = strdup(id);
 }
 
-/* --- cases ------------------------------------------------------------------ */
+/* --- cases ---------------------------------------------------------------- */
 
 static void test_add_find_shutdown(void)
 {

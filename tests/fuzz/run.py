@@ -32,7 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FUZZ = os.path.join(ROOT, "tests", "fuzz")
 OUT = os.path.join(ROOT, "build", "fuzz")
-TARGETS = ["fuzz-virtqueue", "fuzz-virtio-blk", "fuzz-vhost-user"]
+TARGETS = ["fuzz-virtqueue", "fuzz-virtio-blk", "fuzz-vhost-user",
+           "fuzz-nbd"]
 CC = os.environ.get("FUZZ_CC", "clang")
 SAN = "-fsanitize=address,undefined"
 CFLAGS = ["-std=gnu11", "-O1", "-g", "-fno-omit-frame-pointer",
@@ -534,10 +535,78 @@ def vu_seeds():
     return s
 
 
+# --------------------------------------------------------------------------
+# NBD seeds: the bytes a client sends (tests/fuzz/fuzz-nbd.c).
+# --------------------------------------------------------------------------
+NBD_OPTS_MAGIC, NBD_REQUEST_MAGIC = 0x49484156454F5054, 0x25609513
+
+
+def nbd_opt(opt, data=b""):
+    return struct.pack(">QII", NBD_OPTS_MAGIC, opt, len(data)) + data
+
+
+def nbd_info(name, infos=(3,), opt=7):
+    n = name.encode()
+    return nbd_opt(opt, struct.pack(">I", len(n)) + n +
+                   struct.pack(">H", len(infos)) +
+                   b"".join(struct.pack(">H", i) for i in infos))
+
+
+def nbd_req(cmd, off=0, ln=0, data=b"", flags=0, cookie=1):
+    return struct.pack(">IHHQQI", NBD_REQUEST_MAGIC, flags, cmd, cookie, off,
+                       ln) + data
+
+
+def nbd_go(name="disk", structured=True):
+    return (struct.pack(">I", 3) + (nbd_opt(8) if structured else b"") +
+            nbd_info(name))
+
+
+def nbd_seeds():
+    rw = (nbd_req(1, 4096, 512, b"\x5a" * 512, cookie=1) +
+          nbd_req(0, 4096, 512, cookie=2) + nbd_req(3, cookie=3) +
+          nbd_req(4, 0, 4096, flags=1, cookie=4) +
+          nbd_req(6, 8192, 4096, flags=2, cookie=5) +
+          nbd_req(6, 8192, 4096, flags=16, cookie=6) +
+          nbd_req(1, 511, 3, b"abc", flags=1, cookie=7) +
+          nbd_req(0, 0, 0, cookie=8))
+    return {
+        "go-structured": nbd_go() + rw + nbd_req(2),
+        "go-simple": nbd_go(structured=False) + rw + nbd_req(2),
+        "export-name": struct.pack(">I", 1) + nbd_opt(1, b"disk") + rw,
+        "no-zeroes-export-name": struct.pack(">I", 3) +
+        nbd_opt(1, b"ro") + nbd_req(0, 0, 4096) + nbd_req(2),
+        "info-list-abort": struct.pack(">I", 3) + nbd_info("disk", (0, 1, 2, 3),
+                                                           6) +
+        nbd_opt(3) + nbd_opt(2),
+        "read-only-writes": nbd_go("ro") + nbd_req(1, 0, 8, b"x" * 8) +
+        nbd_req(4, 0, 512) + nbd_req(6, 0, 512) + nbd_req(0, 0, 512),
+        "refused": nbd_go() + nbd_req(0, 1 << 20, 512) +
+        nbd_req(1, (1 << 20) - 1, 2, b"xy") + nbd_req(99) +
+        nbd_req(0, 0, 512, flags=2) + nbd_req(0, 0, 64 << 20) +
+        nbd_req(5, 0, 512) + nbd_req(7, 0, 512),
+        "options-refused": struct.pack(">I", 3) + nbd_opt(5) + nbd_opt(10,
+                                                                        b"x") +
+        nbd_opt(99) + nbd_opt(3, b"junk") + nbd_info("nope") +
+        nbd_opt(8) + nbd_opt(8) + nbd_info("disk", (3,) * 3),
+        "bad-client-flags": struct.pack(">I", 0xfffffff0),
+        "bad-option-magic": struct.pack(">I", 3) + b"X" * 16,
+        "bad-option-length": struct.pack(">I", 3) +
+        struct.pack(">QII", NBD_OPTS_MAGIC, 7, 1 << 30),
+        "bad-info-lengths": struct.pack(">I", 3) +
+        nbd_opt(7, struct.pack(">I", 100) + b"disk"),
+        "bad-request-magic": nbd_go() + b"\0" * 28,
+        "bad-oversized-write": nbd_go() + nbd_req(1, 0, 64 << 20),
+        "bad-truncated": nbd_go() + nbd_req(1, 0, 4096, b"z" * 100),
+        "oldstyle-no-fixed": struct.pack(">I", 0) + nbd_info("disk"),
+    }
+
+
 def write_seeds():
     for t, gen in (("fuzz-virtio-blk", blk_seeds),
                    ("fuzz-virtqueue", vq_seeds),
-                   ("fuzz-vhost-user", vu_seeds)):
+                   ("fuzz-vhost-user", vu_seeds),
+                   ("fuzz-nbd", nbd_seeds)):
         d = corpus_of(t)
         os.makedirs(d, exist_ok=True)
         for f in glob.glob(os.path.join(d, "*")):

@@ -197,8 +197,8 @@ def test_dropped_requests(env):
     assert bad.read(0, 64 * MiB)[0] == EINVAL
     err = stop_and_log(d)
     assert "bad request magic 0x12345678, disconnecting" in err, err
-    assert "WRITE write longer than the maximum payload (67108864 bytes, " \
-        "at most 33554432), disconnecting" in err, err
+    assert "write longer than the maximum payload (67108864 bytes, at " \
+        "most 33554432), disconnecting" in err, err
     assert "connection lost in the middle of a request header" in err, err
     assert "connection lost in the middle of the data of a WRITE " \
         "request" in err, err
