@@ -281,7 +281,7 @@ static void aiolab_swig_job_event_cb(const AiolabJobEvent *ev, void *opaque)
     PyObject *fn = opaque, *r;
 
     Py_INCREF(fn);
-    r = PyObject_CallFunction(fn, "(issiLLLisOi)", (int)ev->type, ev->id,
+    r = PyObject_CallFunction(fn, "((issiLLLisOi))", (int)ev->type, ev->id,
                               ev->job_type, (int)ev->status,
                               (long long)ev->len, (long long)ev->offset,
                               (long long)ev->speed, ev->ret, ev->error,
