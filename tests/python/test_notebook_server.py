@@ -215,10 +215,10 @@ def test_notebook_server(tmp_path):
         status, listing = server.wait_ready()
         names = sorted(c["name"] for c in listing["content"]
                        if c["type"] == "notebook")
-        assert names == ["ch01-event-loop.ipynb",
-                         "ch02-bh-timers-notifiers.ipynb",
-                         "ch03-iothreads.ipynb", "ch05-waiting-safely.ipynb",
-                         "chA-coroutines-thread-pool.ipynb"]
+        on_disk = sorted(n for n in os.listdir(os.path.join(ROOT, "notebooks"))
+                         if n.endswith(".ipynb"))
+        assert "ch01-event-loop.ipynb" in on_disk
+        assert names == on_disk
 
         status, k = server.api("POST", "/api/kernels", {"name": "python3"})
         assert status == 201 and k["name"] == "python3"
