@@ -403,6 +403,34 @@ static int virtio_blk_start_ioeventfd(VirtIODevice *vdev)
     return 0;
 }
 
+static void nothing_bh(void *opaque)
+{
+}
+
+/*
+ * Let every queue's context finish what it is running.  A completion in
+ * an IOThread drops the BlockBackend's in-flight count inside its
+ * callback, but the irqfd write it deferred (virtio_notify_irqfd's
+ * defer_call) happens when the surrounding section ends - after the
+ * thread-pool or io_uring completion handler returns - so a drain can
+ * end in between.  A oneshot BH in that context runs only after the
+ * handler, so once it has run nothing there reads a guest notifier any
+ * more, and the caller may close it or free the queues.
+ */
+static void quiesce_vq_contexts(VirtIOBlock *s)
+{
+    for (uint16_t i = 0; i < s->conf.num_queues; i++) {
+        AioContext *ctx = s->vq_aio_context[i];
+        uint16_t j;
+
+        for (j = 0; j < i && s->vq_aio_context[j] != ctx; j++) {
+        }
+        if (j == i && ctx != qemu_get_aio_context()) {
+            aio_wait_bh_oneshot(ctx, nothing_bh, NULL);
+        }
+    }
+}
+
 /* Context: a BH in the vq's AioContext. */
 static void ioeventfd_stop_vq_bh(void *opaque)
 {
@@ -464,6 +492,16 @@ static void virtio_blk_stop_ioeventfd(VirtIODevice *vdev)
         blk_drain(s->blk);
     }
     free(pending);
+    /*
+     * The drain ended, but a queue's IOThread may still be between its
+     * last completion and that completion's deferred irqfd write: wait
+     * for it, so that once stop returns no other thread touches the
+     * guest notifiers (a transport may close or replace them: the
+     * vhost-user export on disconnect or SET_VRING_CALL, every user in
+     * virtio_blk_free).  Where QEMU differs: QEMU 9.0's stop does not
+     * wait for the queues' contexts here.
+     */
+    quiesce_vq_contexts(s);
     /* Back to the main loop, unless another user keeps it elsewhere. */
     blk_set_aio_context(s->blk, qemu_get_aio_context(), NULL);
     s->ioeventfd_stopping = false;

@@ -12,6 +12,7 @@
 #include <aiolab/machine.h>
 #include "system/machine-internal.h"
 #include "util/atomic.h"
+#include "util/mem.h"
 
 AiolabMachine *current_machine;
 
@@ -22,17 +23,21 @@ AiolabMachine *aiolab_machine_get_current(void)
 
 /* --- events --------------------------------------------------------- */
 
-#define MAX_QUEUED_EVENTS 64
-
+/*
+ * BLOCK_IO_ERRORs raised in any thread, waiting for the main loop.  The
+ * queue grows as needed: every error is sent, in the order raised.
+ */
 typedef struct MachineQueuedEvent {
-    int n;
-    struct {
-        int dev;
-        bool is_read;
-        BlockErrorAction action;
-        int error;
-    } ev[MAX_QUEUED_EVENTS];
+    int dev;
+    bool is_read;
+    BlockErrorAction action;
+    int error;
 } MachineQueuedEvent;
+
+typedef struct MachineEventQueue {
+    size_t n, cap;
+    MachineQueuedEvent *ev;
+} MachineEventQueue;
 
 void machine_emit(AiolabMachine *m, const AiolabMachineEvent *ev)
 {
@@ -41,16 +46,20 @@ void machine_emit(AiolabMachine *m, const AiolabMachineEvent *ev)
     }
 }
 
-/* The main loop sends the BLOCK_IO_ERRORs other threads queued. */
-static void machine_event_bh(void *opaque)
+/*
+ * Main loop, BQL: send the BLOCK_IO_ERRORs other threads queued.  Run by
+ * the event BH, and by vm_stop before its STOP, so that an error that
+ * stopped the VM is sent before the STOP (QEMU's blk_error_action sends
+ * the event from the failing thread before it requests the stop).
+ */
+void machine_flush_events(AiolabMachine *m)
 {
-    AiolabMachine *m = opaque;
-    MachineQueuedEvent q;
-    int i;
+    MachineEventQueue q;
+    size_t i;
 
     pthread_mutex_lock(&m->event_lock);
     q = *m->events;
-    m->events->n = 0;
+    memset(m->events, 0, sizeof(*m->events));
     pthread_mutex_unlock(&m->event_lock);
     for (i = 0; i < q.n; i++) {
         MachineDevice *d = m->devs[q.ev[i].dev];
@@ -65,27 +74,39 @@ static void machine_event_bh(void *opaque)
         };
         machine_emit(m, &ev);
     }
+    free(q.ev);
+}
+
+static void machine_event_bh(void *opaque)
+{
+    machine_flush_events(opaque);
 }
 
 /*
  * virtio-blk's block_io_error callback (QEMU's blk_error_action): runs
- * in whichever thread completed the request, an IOThread too, so it only
+ * in whichever thread completed the request, an IOThread too, so it
  * queues the event and, for "stop", asks the main loop to stop the VM.
+ * The event is queued before the stop is requested: the main loop that
+ * sees the request finds the event already queued.
  */
 void machine_io_error(void *opaque, BlockErrorAction action, bool is_read,
                       int error)
 {
     MachineDevice *d = opaque;
     AiolabMachine *m = d->m;
+    MachineEventQueue *q = m->events;
 
     pthread_mutex_lock(&m->event_lock);
-    if (m->events->n < MAX_QUEUED_EVENTS) {
-        int n = m->events->n++;
-        m->events->ev[n].dev = d->index;
-        m->events->ev[n].is_read = is_read;
-        m->events->ev[n].action = action;
-        m->events->ev[n].error = error < 0 ? -error : error;
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 16;
+        q->ev = aiolab_xreallocarray(q->ev, q->cap, sizeof(q->ev[0]));
     }
+    q->ev[q->n++] = (MachineQueuedEvent) {
+        .dev = d->index,
+        .is_read = is_read,
+        .action = action,
+        .error = error < 0 ? -error : error,
+    };
     pthread_mutex_unlock(&m->event_lock);
     qemu_bh_schedule(m->event_bh);
     if (action == BLOCK_ERROR_ACTION_STOP) {
@@ -138,7 +159,7 @@ AiolabMachine *aiolab_machine_new(const AiolabMachineConf *conf, Error **errp)
     pthread_cond_init(&m->created_cond, NULL);
     pthread_mutex_init(&m->stats_lock, NULL);
     pthread_mutex_init(&m->event_lock, NULL);
-    m->events = calloc(1, sizeof(*m->events));
+    m->events = aiolab_xcalloc(1, sizeof(*m->events));
     m->runstate = RUN_STATE_PRELAUNCH;
     for (i = 0; i < conf->smp; i++) {
         CPUState *cpu = calloc(1, sizeof(*cpu));
@@ -614,6 +635,7 @@ void aiolab_machine_free(AiolabMachine *m)
     qemu_bh_delete(m->go_bh);
     qemu_bh_delete(m->event_bh);
     machine_stats_free(m);
+    free(m->events->ev);
     free(m->events);
     aiolab_guest_mem_free(m->mem);
     qatomic_store_release(&current_machine, NULL);

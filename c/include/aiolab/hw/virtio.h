@@ -398,6 +398,10 @@ AIOLAB_API bool virtio_bus_cleanup_host_notifier(VirtIODevice *vdev, int n);
  * device to move its queues onto host notifiers in their AioContexts, or
  * back.  start returns 0, or -ENOSYS when ioeventfd is disabled or
  * unavailable (the device then handles kicks inline, under the BQL).
+ * When stop returns, every request is complete and no queue's context
+ * touches the queues' guest notifiers any more (virtio-blk waits for
+ * the deferred irqfd writes of the last completions): the caller may
+ * replace or close them.
  * Context: main loop, BQL held.
  */
 AIOLAB_API int virtio_device_start_ioeventfd(VirtIODevice *vdev);
