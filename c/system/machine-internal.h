@@ -223,13 +223,15 @@ struct AiolabMachine {
     AiolabMachineEventFunc *event_fn;
     void *event_opaque;
     pthread_mutex_t event_lock;         /* queued BLOCK_IO_ERRORs */
-    struct MachineQueuedEvent *events;
+    struct MachineEventQueue *events;
     QEMUBH *event_bh;
 };
 
 /* machine.c */
 extern AiolabMachine *current_machine;
 void machine_emit(AiolabMachine *m, const AiolabMachineEvent *ev);
+/* Send the queued BLOCK_IO_ERRORs now (main loop, BQL). */
+void machine_flush_events(AiolabMachine *m);
 void machine_vcpu_ready(CPUState *cpu);
 void machine_vcpu_finished(CPUState *cpu);
 void machine_io_error(void *opaque, BlockErrorAction action, bool is_read,

@@ -125,6 +125,9 @@ static int do_vm_stop(RunState state, bool send_stop)
         virtio_blk_dma_restart_cb(m->devs[i]->s, false, state);
         aiolab_virtio_vmstate_change(m->devs[i]->vdev, false);
     }
+    /* The errors raised so far (the one that asked for this stop too)
+     * are sent before the STOP. */
+    machine_flush_events(m);
     if (send_stop) {
         machine_emit(m, &ev);
     }

@@ -506,6 +506,169 @@ static void test_reconfigure_live_queue(void)
     aiolab_machine_free(m);
 }
 
+/* --- BLOCK_IO_ERROR: order and no loss ------------------------------ */
+
+static AiolabMachineEventType seq[64];
+static int nseq;
+
+static void record_event(void *opaque, const AiolabMachineEvent *ev)
+{
+    events[ev->type]++;
+    if (nseq < (int)(sizeof(seq) / sizeof(seq[0]))) {
+        seq[nseq++] = ev->type;
+    }
+}
+
+/* A device on a blkdebug node "dbg0" over disk0, in @iothread (NULL:
+ * the main loop), with or without ioeventfd. */
+static VirtIOBlock *add_dbg_dev(const char *dbg_opts, const char *iothread,
+                                bool ioeventfd, BlockdevOnError werror)
+{
+    char opts[256];
+    VirtIOBlkConf c;
+
+    snprintf(opts, sizeof(opts), "driver=blkdebug,image=disk0,"
+             "node-name=dbg0,%s", dbg_opts);
+    ASSERT(bdrv_open(NULL, NULL, opts, BDRV_O_RDWR, &error_abort));
+    virtio_blk_conf_init(&c);
+    c.id = "vd0";
+    c.iothread = iothread;
+    c.ioeventfd = ioeventfd;
+    c.werror = werror;
+    return aiolab_machine_add_virtio_blk(m, &c, "dbg0", &error_abort);
+}
+
+static BlockDriverState *dbg;
+static VirtIOBlock *dbg_dev;
+
+static bool dbg_suspended(void)
+{
+    return bdrv_debug_is_suspended(dbg, "w0");
+}
+
+static uint64_t dev_stat(VirtIOBlock *s, bool parked)
+{
+    AiolabVirtIOBlkStats ds;
+
+    aiolab_virtio_blk_get_stats(s, &ds);
+    return parked ? ds.parked : ds.ioerrors;
+}
+
+static bool first_io_error(void)
+{
+    return dev_stat(dbg_dev, false) > 0;
+}
+
+/* Wait, without the BQL and without running the main loop, until the
+ * device has at least @n parked requests (@parked) or I/O errors. */
+static void wait_dev_stat(VirtIOBlock *s, bool parked, uint64_t n)
+{
+    bql_unlock();
+    while (dev_stat(s, parked) < n) {
+        usleep(1000);
+    }
+    bql_lock();
+}
+
+/*
+ * werror=stop: the error that stops the VM is sent before the STOP it
+ * caused (QEMU's blk_error_action sends the event from the failing
+ * thread before it requests the stop).  The write is held at a
+ * breakpoint, then failed where the main loop sees the stop request
+ * before its event BH has run.  With ioeventfd=off nothing in vm_stop
+ * polls the main context before the STOP (no host notifiers to detach,
+ * nothing in flight to drain): before do_vm_stop sent the queued events
+ * first, the STOP always came first and the BLOCK_IO_ERROR after it.
+ * With ioeventfd on, vm_stop waits for the queue's context to detach
+ * its host notifiers, polling the main context, and the BH ran there or
+ * not depending on timing (io0 failed about one run in three).
+ */
+static void test_io_error_before_stop(const char *iothread, bool ioeventfd)
+{
+    VirtIOBlock *s;
+    ShutdownCause cause = SHUTDOWN_CAUSE_NONE;
+
+    setup();
+    new_machine(1, false);
+    aiolab_machine_set_event_handler(m, record_event, NULL);
+    s = add_dbg_dev("inject-error.0.iotype=write,inject-error.0.errno=5,"
+                    "inject-error.0.once=on,break.0.event=write-aio,"
+                    "break.0.tag=w0", iothread, ioeventfd,
+                    BLOCKDEV_ON_ERROR_STOP);
+    dbg = bdrv_find_node("dbg0");
+    workload("vcpu=0,rw=verify,iodepth=1,count=50");
+    ASSERT(aiolab_machine_start(m, true, &error_abort));
+    ASSERT_EQ(run(dbg_suspended), SHUTDOWN_CAUSE_NONE);
+    nseq = 0;
+    ASSERT_EQ(bdrv_debug_resume(dbg, "w0"), 0);
+    if (iothread) {
+        wait_dev_stat(s, true, 1);
+    } else {
+        /* the wake-up is a BH of the main context: one dispatch at a
+         * time until the request has failed and is parked */
+        while (dev_stat(s, true) < 1) {
+            ASSERT_EQ(nseq, 0);
+            main_loop_wait(true);
+        }
+    }
+    ASSERT_FALSE(aiolab_machine_main_loop_should_exit(m, &cause));
+    ASSERT_EQ(runstate_get(), RUN_STATE_IO_ERROR);
+    ASSERT_EQ(nseq, 2);
+    ASSERT_EQ(seq[0], AIOLAB_MACHINE_EVENT_BLOCK_IO_ERROR);
+    ASSERT_EQ(seq[1], AIOLAB_MACHINE_EVENT_STOP);
+    vm_start();
+    ASSERT_EQ(run(NULL), SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+    ASSERT_EQ(events[AIOLAB_MACHINE_EVENT_BLOCK_IO_ERROR], 1);
+    expect_clean(0, 50);
+    aiolab_machine_free(m);
+}
+
+static void test_io_error_before_stop_mmio(void)
+{
+    test_io_error_before_stop(NULL, false);
+}
+
+static void test_io_error_before_stop_main_loop(void)
+{
+    test_io_error_before_stop(NULL, true);
+}
+
+static void test_io_error_before_stop_iothread(void)
+{
+    test_io_error_before_stop("io0", true);
+}
+
+/*
+ * Every write fails (werror=report) while the main loop is away: every
+ * failure is sent when it comes back, none dropped (the old queue kept
+ * 64 and dropped the rest without a count).
+ */
+static void test_io_error_no_loss(void)
+{
+    VirtIOBlock *s;
+    AiolabWorkloadStats st;
+
+    setup();
+    new_machine(1, false);
+    aiolab_machine_set_event_handler(m, record_event, NULL);
+    s = add_dbg_dev("inject-error.0.iotype=write,inject-error.0.errno=5",
+                    "io0", true, BLOCKDEV_ON_ERROR_REPORT);
+    dbg = bdrv_find_node("dbg0");
+    dbg_dev = s;
+    workload("vcpu=0,rw=randwrite,iodepth=8,count=2000");
+    ASSERT(aiolab_machine_start(m, true, &error_abort));
+    ASSERT_EQ(run(first_io_error), SHUTDOWN_CAUSE_NONE);   /* booted */
+    wait_dev_stat(s, false, 300);
+    ASSERT_EQ(run(NULL), SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+    vm_shutdown();
+    st = stats(0);
+    ASSERT(st.finished);
+    ASSERT_EQ(st.io_errors, 2000);
+    ASSERT_EQ(dev_stat(s, false), 2000);
+    ASSERT_EQ(events[AIOLAB_MACHINE_EVENT_BLOCK_IO_ERROR], 2000);
+    aiolab_machine_free(m);
+}
+
 /* -no-shutdown: a finished guest leaves the machine stopped. */
 static void test_no_shutdown(void)
 {
@@ -642,6 +805,13 @@ static const TestCase tests[] = {
     { "/machine/polling", test_polling },
     { "/machine/malformed", test_malformed },
     { "/machine/reconfigure-live-queue", test_reconfigure_live_queue },
+    { "/machine/io-error/before-stop/ioeventfd-off",
+      test_io_error_before_stop_mmio },
+    { "/machine/io-error/before-stop/main-loop",
+      test_io_error_before_stop_main_loop },
+    { "/machine/io-error/before-stop/iothread",
+      test_io_error_before_stop_iothread },
+    { "/machine/io-error/no-loss", test_io_error_no_loss },
     { "/machine/no-shutdown", test_no_shutdown },
     { NULL }
 };
