@@ -389,7 +389,7 @@ static void test_drained_while_writing(void)
     IOThread *io0;
     AioContext *ctxs[2];
     Writer w = { 0 };
-    int i, rounds = harness_scale(20);
+    int i, rounds = harness_scale(100);
 
     qemu_init_main_loop(&error_abort);
     bql_lock();
@@ -397,7 +397,7 @@ static void test_drained_while_writing(void)
     ctxs[0] = iothread_get_aio_context(io0);
     ctxs[1] = qemu_get_aio_context();
     bs = bdrv_open(NULL, NULL, "driver=aiolab-test,size=4M,node-name=t0,"
-                   "latency-ns=200000", BDRV_O_RDWR, &error_abort);
+                   "latency-ns=50000", BDRV_O_RDWR, &error_abort);
     start_server();
     blk_exp_add("type=nbd,id=e0,node-name=t0,name=disk,writable=on,"
                 "iothread=io0", &error_abort);
@@ -411,7 +411,7 @@ static void test_drained_while_writing(void)
         /* Quiesced: nothing in flight, and nothing new gets in. */
         n = node_writes(bs);
         ASSERT_EQ(bdrv_get_in_flight(bs), 0);
-        usleep(5000);
+        usleep(2000);
         ASSERT_EQ(node_writes(bs), n);
         /* Every other round the node (and the export) changes thread. */
         if (i % 2) {

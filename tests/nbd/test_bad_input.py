@@ -216,7 +216,8 @@ def test_many_bad_clients_during_fio(env):
         ["timeout", "-s", "KILL", "120", "fio", "--name=v", "--ioengine=nbd",
          "--uri=" + d.uri(), "--rw=randwrite", "--bs=4k", "--size=16M",
          "--iodepth=16", "--verify=crc32c", "--do_verify=1",
-         "--verify_fatal=1"], stdout=subprocess.PIPE,
+         "--verify_fatal=1", "--verify_state_save=0"],
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         for i in range(50):

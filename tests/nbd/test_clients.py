@@ -177,7 +177,8 @@ def test_fio_verify(env):
     _, out = run(["fio", "--name=verify", "--ioengine=nbd", "--uri=" +
                   d.uri(), "--rw=randwrite", "--bs=4k", "--size=16M",
                   "--iodepth=32", "--verify=crc32c", "--do_verify=1",
-                  "--verify_fatal=1", "--randrepeat=0", "--output-format=json"],
+                  "--verify_fatal=1", "--verify_state_save=0",
+                  "--randrepeat=0", "--output-format=json"],
                  timeout=120)
     res = json.loads(out[out.index("{"):])
     job = res["jobs"][0]
@@ -204,7 +205,8 @@ def test_iothread_export(env):
     _, out = run(["fio", "--name=verify", "--ioengine=nbd", "--uri=" +
                   d.uri(), "--rw=randwrite", "--bs=4k", "--size=8M",
                   "--iodepth=16", "--verify=crc32c", "--do_verify=1",
-                  "--verify_fatal=1", "--output-format=json"], timeout=120)
+                  "--verify_fatal=1", "--verify_state_save=0",
+                  "--output-format=json"], timeout=120)
     job = json.loads(out[out.index("{"):])["jobs"][0]
     assert job["error"] == 0 and job["read"]["total_ios"] == 2048, job
     _, out = run(["qemu-io", "-f", "raw", "-c", "write -P 0x5a 4097 3000",
