@@ -179,7 +179,8 @@ help:
 	@echo "  make stress       long stress runs (AIOLAB_TEST_SCALE=20)"
 	@echo "  make bench        benchmarks beside their peers -> build/bench/"
 	@echo "  make fuzz         libFuzzer targets for FUZZ_TIME s (default 300)"
-	@echo "  make lint         clang-format check of the C sources"
+	@echo "  make lint         clang-format check of the C lines changed since"
+	@echo "                    LINT_BASE (default HEAD); lint-all: whole tree"
 	@echo "  make student      build/student/: the tutorial without solutions"
 	@echo "  make notebook     Jupyter on notebooks/ (127.0.0.1; prints the URL)"
 	@echo "  make install      PREFIX=$(PREFIX): headers, libraries, aiolab.pc"
@@ -236,10 +237,12 @@ fuzz:
 	@$(PYTHON) tests/fuzz/run.py fuzz --time $(FUZZ_TIME)
 .PHONY: fuzz
 
-LINT_SRCS = $(wildcard c/include/aiolab/*.h c/include/aiolab/hw/*.h c/*/*.c c/*/*.h tests/c/*.c tests/c/*.h)
+LINT_BASE ?= HEAD
 lint:
-	@clang-format --dry-run --Werror $(LINT_SRCS) && echo "lint: OK"
-.PHONY: lint
+	@scripts/lint.sh $(LINT_BASE)
+lint-all:
+	@scripts/lint.sh --all
+.PHONY: lint lint-all
 
 student:
 	@$(PYTHON) scripts/make-student.py --out build/student
