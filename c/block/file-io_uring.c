@@ -15,20 +15,31 @@
  *                                      caller's own section) or at once
  *                                      outside one: io_uring_submit
  *                                      -----------------------------> I/O
- *                                      eventfd (io_uring_register_eventfd)
- *   completion handler in X  <-------- becomes readable on each CQE
+ *                                      the ring's own fd polls readable
+ *   completion handler in X  <-------- while its CQ ring holds a CQE
+ *     (or X's busy-poll sees io_uring_cq_ready(): no system call)
  *     for each CQE: short read? resubmit the rest; else ret, and
  *     aio_co_wake(request)  (queued to run, not nested, if it is us)
  *
- * Everything but the completion eventfd belongs to X's home thread: the
- * ring is only touched by request coroutines and handlers running in X,
- * so it needs no lock.  In-flight SQEs are capped at MAX_ENTRIES; beyond
- * that requests wait in submit_queue ("blocked") until completions make
- * room.  A batch is at most the context's aio-max-batch (0: MAX_ENTRIES).
+ * The ring belongs to X's home thread: it is only touched by request
+ * coroutines and handlers running in X, so it needs no lock.  In-flight
+ * SQEs are capped at MAX_ENTRIES; beyond that requests wait in
+ * submit_queue ("blocked") until completions make room.  A batch is at
+ * most the context's aio-max-batch (0: MAX_ENTRIES).
  *
- * Where QEMU differs: QEMU 9.0 watches the ring fd itself (poll on
- * ring_fd); aiolab registers an eventfd with the ring, which shows the
- * EventNotifier pattern again and is what QEMU's Linux AIO engine does.
+ * X watches the ring fd itself, as QEMU 9.0 does (aio_set_fd_handler on
+ * ring_fd, with a poll handler that peeks the CQ ring).  Readiness is
+ * the CQ ring being non-empty (level-triggered), so there is nothing to
+ * clear and nothing goes stale: an eventfd registered with the ring
+ * (io_uring_register_eventfd, an earlier aiolab design and QEMU's Linux
+ * AIO engine's pattern) costs the kernel a write per completion batch
+ * and us a read per wake-up, and after a busy-poll found the CQEs it
+ * still holds a count that wakes the next sleep for nothing.  A nested
+ * aio_poll() in a completion callback sees the CQEs still in the ring
+ * (the fd stays readable) and completes them itself; each CQE is marked
+ * seen before its request is woken, so the outer pass then finds the
+ * ring empty.  (QEMU 9.0 also schedules a BH around a completion pass
+ * for nested event loops; aiolab has no such BH.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -55,8 +66,7 @@ typedef struct LuringAIOCB {
 
 struct LuringState {
     AioContext *aio_context;
-    struct io_uring ring;
-    EventNotifier e;                /* the ring signals it per CQE */
+    struct io_uring ring;           /* ring.ring_fd: X's fd handler */
     /* Home thread of aio_context only. */
     struct {
         unsigned int in_queue;      /* prepared, not yet submitted */
@@ -212,27 +222,18 @@ static void luring_process_completions_and_submit(LuringState *s)
     defer_call_end();
 }
 
-static void luring_completion_cb(EventNotifier *e)
+/* The ring fd is readable (or busy-polling saw a CQE): reap and
+ * resubmit.  Both the fd handler and the poll-ready handler. */
+static void luring_completion_cb(void *opaque)
 {
-    LuringState *s = container_of(e, LuringState, e);
-
-    /* Clear first: a CQE posted after the reap signals it again. */
-    event_notifier_test_and_clear(e);
-    luring_process_completions_and_submit(s);
+    luring_process_completions_and_submit(opaque);
 }
 
 static bool luring_poll_cb(void *opaque)
 {
-    LuringState *s = container_of((EventNotifier *)opaque, LuringState, e);
+    LuringState *s = opaque;
 
     return io_uring_cq_ready(&s->ring) > 0;
-}
-
-static void luring_poll_ready(EventNotifier *e)
-{
-    LuringState *s = container_of(e, LuringState, e);
-
-    luring_process_completions_and_submit(s);
 }
 
 static void luring_deferred_fn(void *opaque)
@@ -301,31 +302,18 @@ static LuringState *luring_init(AioContext *ctx, Error **errp)
         free(s);
         return NULL;
     }
-    rc = event_notifier_init(&s->e, false);
-    if (rc == 0) {
-        rc = io_uring_register_eventfd(&s->ring, event_notifier_get_fd(&s->e));
-        if (rc < 0) {
-            event_notifier_cleanup(&s->e);
-        }
-    }
-    if (rc < 0) {
-        error_setg_errno(errp, -rc, "failed to set up the io_uring eventfd");
-        io_uring_queue_exit(&s->ring);
-        free(s);
-        return NULL;
-    }
     QSIMPLEQ_INIT(&s->io_q.submit_queue);
     s->aio_context = ctx;
-    aio_set_event_notifier(ctx, &s->e, luring_completion_cb, luring_poll_cb,
-                           luring_poll_ready);
+    aio_set_fd_handler(ctx, s->ring.ring_fd, luring_completion_cb, NULL,
+                       luring_poll_cb, luring_completion_cb, s);
     return s;
 }
 
 static void luring_free(LuringState *s)
 {
-    aio_set_event_notifier(s->aio_context, &s->e, NULL, NULL, NULL);
+    aio_set_fd_handler(s->aio_context, s->ring.ring_fd, NULL, NULL, NULL,
+                       NULL, NULL);
     io_uring_queue_exit(&s->ring);
-    event_notifier_cleanup(&s->e);
     free(s);
 }
 
