@@ -132,9 +132,14 @@ all: $(PY_MODULES)
 TOOL_SRCS := $(wildcard c/tools/aiolab-*.c)
 TOOLS     := $(patsubst c/tools/%.c,$(BUILD)/bin/%,$(TOOL_SRCS))
 TOOL_PREFIX_aiolab-storage-daemon := sd
+# ... and the shared files TOOL_SHARED_aiolab-NAME names (c/tools/opts.c:
+# the command-line pieces of aiolab-vm and aiolab-storage-daemon).
+TOOL_SHARED_aiolab-vm := opts
+TOOL_SHARED_aiolab-storage-daemon := opts
 tool_prefix = $(or $(TOOL_PREFIX_$(1)),$(patsubst aiolab-%,%,$(1)))
 tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,\
-                $(wildcard c/tools/$(call tool_prefix,$(1))-*.c))
+                $(wildcard c/tools/$(call tool_prefix,$(1))-*.c) \
+                $(foreach s,$(TOOL_SHARED_$(1)),c/tools/$(s).c))
 MONITOR_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard c/monitor/*.c))
 TOOL_LIBS := -ljansson
 LINK_EXE   = $(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.o,$^) -L$(BUILD) -laiolab \

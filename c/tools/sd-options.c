@@ -4,8 +4,10 @@
  * qemu-storage-daemon's shape (storage-daemon/qemu-storage-daemon.c:
  * process_options): each option is acted on as it is read, so order
  * matters (a node before the export that serves it, a --chardev before
- * its --monitor).  --blockdev, --export and --nbd-server take the keyval
- * form (key=value,...) or JSON ('{"driver": ...}').
+ * its --monitor).  Every option but --pidfile and --trace takes the
+ * keyval form (key=value,...) or JSON ('{"driver": ...}'); the parsing,
+ * the error format and --object/--blockdev are shared with aiolab-vm
+ * (opts.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "monitor/monitor.h"
+#include "tools/opts.h"
 #include "tools/sd.h"
 
 #define SD_MAX_CHARDEVS 16
@@ -32,12 +35,9 @@ void sd_error(const char *opt, const char *arg, const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "aiolab-storage-daemon: %s%s%s: ", opt, arg ? " " : "",
-            arg ? arg : "");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    opts_verror("aiolab-storage-daemon", opt, arg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void sd_usage(FILE *f)
@@ -78,75 +78,13 @@ void sd_usage(FILE *f)
 "the details.\n", f);
 }
 
-/* --- keyval and JSON ------------------------------------------------------ */
+/* --- the options ---------------------------------------------------------- */
 
-/*
- * "first,key=value,..." into a JSON object of strings; the first element
- * without '=' becomes @implied_key.  A '{' argument is parsed as JSON.
- */
-static json_t *sd_parse_opts(const char *str, const char *implied_key,
-                             Error **errp)
-{
-    json_t *obj;
-    char *buf, *o;
-    const char *p = str;
-    bool first = true;
-
-    if (str[0] == '{') {
-        json_error_t jerr;
-
-        obj = json_loads(str, 0, &jerr);
-        if (!obj || !json_is_object(obj)) {
-            error_setg(errp, "JSON parse error, %s", obj ? "not an object"
-                                                         : jerr.text);
-            json_decref(obj);
-            return NULL;
-        }
-        return obj;
-    }
-    obj = json_object();
-    buf = malloc(strlen(str) + 1);
-    while (*p) {
-        char *eq;
-
-        for (o = buf; *p && !(*p == ',' && p[1] != ','); p++) {
-            if (*p == ',') {
-                p++;                /* ",," is a comma */
-            }
-            *o++ = *p;
-        }
-        *o = 0;
-        p += *p == ',';
-        eq = strchr(buf, '=');
-        if (!eq && !(first && implied_key)) {
-            error_setg(errp, "Expected '=' after parameter '%s'", buf);
-            json_decref(obj);
-            free(buf);
-            return NULL;
-        }
-        if (eq) {
-            *eq = 0;
-        }
-        if (json_object_get(obj, eq ? buf : implied_key)) {
-            error_setg(errp, "Parameter '%s' given twice",
-                       eq ? buf : implied_key);
-            json_decref(obj);
-            free(buf);
-            return NULL;
-        }
-        json_object_set_new(obj, eq ? buf : implied_key,
-                            json_string(eq ? eq + 1 : buf));
-        first = false;
-    }
-    free(buf);
-    return obj;
-}
-
-/* The option string the library takes, from either form. */
+/* The option string the library takes, from keyval or JSON. */
 static char *sd_flat_opts(const char *str, const char *implied_key,
                           Error **errp)
 {
-    json_t *obj = sd_parse_opts(str, implied_key, errp);
+    json_t *obj = opts_keyval_or_json(str, implied_key, errp);
     char *flat;
 
     if (!obj) {
@@ -157,72 +95,22 @@ static char *sd_flat_opts(const char *str, const char *implied_key,
     return flat;
 }
 
-/* --- the options ---------------------------------------------------------- */
-
 static bool sd_object(const char *arg, Error **errp)
 {
-    json_t *kv = sd_parse_opts(arg, "qom-type", errp), *props, *v;
-    const char *type, *id, *key;
-    bool ok = false;
+    json_t *kv = opts_keyval_or_json(arg, "qom-type", errp);
+    bool ok = opts_add_iothread(kv, errp);
 
-    if (!kv) {
-        return false;
-    }
-    type = json_string_value(json_object_get(kv, "qom-type"));
-    id = json_string_value(json_object_get(kv, "id"));
-    if (!type) {
-        error_setg(errp, "Parameter 'qom-type' is missing");
-    } else if (strcmp(type, "iothread")) {
-        error_setg(errp, "invalid object type: %s", type);
-    } else if (!id) {
-        error_setg(errp, "Parameter 'id' is missing");
-    } else {
-        props = json_object();
-        ok = true;
-        json_object_foreach(kv, key, v) {
-            const char *s = json_string_value(v);
-            char *end;
-            long long n;
-
-            if (!strcmp(key, "qom-type") || !strcmp(key, "id")) {
-                continue;
-            }
-            errno = 0;
-            n = s ? strtoll(s, &end, 10) : 0;
-            if (!s || !*s || *end || errno) {
-                error_setg(errp, "Parameter '%s' expects an integer", key);
-                ok = false;
-                break;
-            }
-            json_object_set_new(props, key, json_integer(n));
-        }
-        ok = ok && qmp_iothread_add(id, props, errp);
-        json_decref(props);
-    }
     json_decref(kv);
     return ok;
 }
 
 static bool sd_blockdev(const char *arg, Error **errp)
 {
-    json_t *obj = sd_parse_opts(arg, "driver", errp);
-    BlockDriverState *bs = NULL;
-    char *flat = NULL;
+    json_t *kv = opts_keyval_or_json(arg, "driver", errp);
+    bool ok = opts_add_blockdev(kv, NULL, errp);
 
-    if (obj && !json_object_get(obj, "node-name")) {
-        error_setg(errp, "'node-name' must be specified for the root node");
-    } else if (obj) {
-        flat = qmp_blockdev_options(obj, errp);
-    }
-    if (flat) {
-        bs = bdrv_open(NULL, NULL, flat, BDRV_O_RDWR, errp);
-    }
-    json_decref(obj);
-    free(flat);
-    if (bs) {
-        monitor_track_node(bs);     /* released at exit */
-    }
-    return bs != NULL;
+    json_decref(kv);
+    return ok;
 }
 
 static bool sd_export(const char *arg, Error **errp)
@@ -245,7 +133,7 @@ static bool sd_nbd_server(const char *arg, Error **errp)
 
 static bool sd_chardev(const char *arg, Error **errp)
 {
-    json_t *kv = sd_parse_opts(arg, "backend", errp);
+    json_t *kv = opts_keyval_or_json(arg, "backend", errp);
     const char *backend, *id, *path, *server, *wait, *key;
     json_t *v;
     bool ok = false;
@@ -294,7 +182,7 @@ out:
 
 static bool sd_monitor(const char *arg, Error **errp)
 {
-    json_t *kv = sd_parse_opts(arg, "chardev", errp), *v;
+    json_t *kv = opts_keyval_or_json(arg, "chardev", errp), *v;
     const char *id, *mode, *key;
     char spec[256];
     bool ok = false;

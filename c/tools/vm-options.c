@@ -15,18 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include "monitor/monitor.h"
+#include "tools/opts.h"
 #include "tools/vm.h"
 
 void vm_error(const char *opt, const char *arg, const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "aiolab-vm: %s%s%s: ", opt, arg ? " " : "",
-            arg ? arg : "");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    opts_verror("aiolab-vm", opt, arg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void vm_error_err(const char *opt, const char *arg, Error *err)
@@ -79,44 +77,11 @@ void vm_usage(FILE *f)
 
 /* --- keyval ------------------------------------------------------------ */
 
+/* A key given twice: the last one counts, as in QEMU's QemuOpts. */
 json_t *keyval_to_json(const char *str, const char *implied_key,
                        Error **errp)
 {
-    json_t *obj = json_object();
-    char *buf = malloc(strlen(str) + 1);
-    const char *p = str;
-    bool first = true;
-
-    while (*p) {
-        char *o = buf, *eq;
-
-        /* one element, with ",," unescaped */
-        while (*p && !(*p == ',' && p[1] != ',')) {
-            if (*p == ',') {
-                p++;
-            }
-            *o++ = *p++;
-        }
-        *o = 0;
-        if (*p == ',') {
-            p++;
-        }
-        eq = strchr(buf, '=');
-        if (!eq && first && implied_key) {
-            json_object_set_new(obj, implied_key, json_string(buf));
-        } else if (!eq) {
-            error_setg(errp, "Expected '=' after parameter '%s'", buf);
-            json_decref(obj);
-            free(buf);
-            return NULL;
-        } else {
-            *eq = 0;
-            json_object_set_new(obj, buf, json_string(eq + 1));
-        }
-        first = false;
-    }
-    free(buf);
-    return obj;
+    return opts_keyval(str, implied_key, false, errp);
 }
 
 /* --- sizes and numbers --------------------------------------------------- */
@@ -288,73 +253,23 @@ bool vm_parse_args(int argc, char **argv, VmOptions *o, bool *exit_now)
     return true;
 }
 
-/* --- -object ---------------------------------------------------------- */
+/* --- -object, -blockdev (opts.c) ------------------------------------------ */
 
 bool vm_add_object(const char *arg, Error **errp)
 {
-    json_t *kv = keyval_to_json(arg, "qom-type", errp), *props;
-    const char *type, *id, *key;
-    json_t *v;
-    bool ok = false;
+    json_t *kv = keyval_to_json(arg, "qom-type", errp);
+    bool ok = opts_add_iothread(kv, errp);
 
-    if (!kv) {
-        return false;
-    }
-    type = json_string_value(json_object_get(kv, "qom-type"));
-    id = json_string_value(json_object_get(kv, "id"));
-    if (!type) {
-        error_setg(errp, "Parameter 'qom-type' is missing");
-    } else if (strcmp(type, "iothread")) {
-        error_setg(errp, "invalid object type: %s", type);
-    } else if (!id) {
-        error_setg(errp, "Parameter 'id' is missing");
-    } else {
-        props = json_object();
-        ok = true;
-        json_object_foreach(kv, key, v) {
-            const char *s = json_string_value(v);
-            char *end;
-            long long n;
-
-            if (!strcmp(key, "qom-type") || !strcmp(key, "id")) {
-                continue;
-            }
-            errno = 0;
-            n = strtoll(s, &end, 10);
-            if (!*s || *end || errno) {
-                error_setg(errp, "Parameter '%s' expects an integer", key);
-                ok = false;
-                break;
-            }
-            json_object_set_new(props, key, json_integer(n));
-        }
-        ok = ok && qmp_iothread_add(id, props, errp);
-        json_decref(props);
-    }
     json_decref(kv);
     return ok;
 }
 
-/* --- -blockdev --------------------------------------------------------- */
-
+/* The node is opened from @arg itself, not from the parsed keys. */
 bool vm_add_blockdev(const char *arg, Error **errp)
 {
     json_t *kv = keyval_to_json(arg, NULL, errp);
-    BlockDriverState *bs;
+    bool ok = opts_add_blockdev(kv, arg, errp);
 
-    if (!kv) {
-        return false;
-    }
-    if (!json_object_get(kv, "node-name")) {
-        error_setg(errp, "'node-name' must be specified for the root node");
-        json_decref(kv);
-        return false;
-    }
     json_decref(kv);
-    bs = bdrv_open(NULL, NULL, arg, BDRV_O_RDWR, errp);
-    if (!bs) {
-        return false;
-    }
-    monitor_track_node(bs);
-    return true;
+    return ok;
 }
