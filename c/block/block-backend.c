@@ -197,8 +197,16 @@ static bool blk_root_change_aio_ctx(BdrvChild *child, AioContext *ctx,
     BlockBackend *blk = child->opaque;
     BdrvStateBlkRootContext *s;
 
-    /* A device's contexts are fixed when it is created (it attached its
-     * handlers there); only blk_set_aio_context() may move it. */
+    /*
+     * A device's contexts are fixed when it is created (it attached its
+     * handlers there): a change through the graph is refused unless its
+     * user allowed it (an export, blk_set_aio_context() for its own
+     * move).  A BlockBackend with no BlockDevOps follows.  QEMU decides
+     * by name instead: only a named BlockBackend (-drive) without a
+     * device follows; aiolab's BlockBackends have no names, and the
+     * anonymous ones here (tests, Python, the tutorial's consumers) have
+     * no handlers a move could strand (docs/qemu-map.md).
+     */
     if (!blk->allow_aio_context_change && blk->dev_ops) {
         error_setg(errp, "Cannot change iothread of active block backend");
         return false;
