@@ -129,7 +129,7 @@ def const(v):
 class Row:
     def __init__(self, num, name, title, unit, placement, impls, checks,
                  what, metrics=("value",), cdf=False, ratio_to=None,
-                 logx=False, notrace=True):
+                 logx=False, notrace=True, runs=None):
         self.num = num
         self.name = name
         self.title = title
@@ -143,6 +143,9 @@ class Row:
         self.ratio_to = ratio_to    # aiolab key the ratio column uses
         self.logx = logx
         self.notrace = notrace      # aiolab also measured with trace off
+        # Runs per figure for this row whatever --runs says (at least 3):
+        # for rows whose every run is expensive (a guest boots).
+        self.runs = runs
 
 
 def rows(cpu, cpu2):
@@ -548,7 +551,8 @@ def measure(row, progs, args, log):
     results = {impl.key: [] for impl in row.impls}
     errors = {}
     skipped = {}
-    for rep in range(args.runs):
+    runs = max(3, row.runs) if row.runs else args.runs
+    for rep in range(runs):
         for impl in row.impls:
             if impl.key in errors or impl.key in skipped:
                 continue
@@ -558,13 +562,16 @@ def measure(row, progs, args, log):
             res, err = run_one(progs, impl, common, timeout)
             if res is None:
                 if "not built" in err or "not installed" in err:
-                    skipped[impl.key] = err
+                    # The program's own last words say why, not the
+                    # "exit N: command" line run_one() puts first.
+                    lines = [l for l in err.splitlines() if l.strip()]
+                    skipped[impl.key] = lines[-1] if lines else err
                 else:
                     errors[impl.key] = err
                     log("    %s: ERROR %s" % (impl.key, err))
                 continue
             results[impl.key].append(res)
-        log("    run %d/%d: %s" % (rep + 1, args.runs, "  ".join(
+        log("    run %d/%d: %s" % (rep + 1, runs, "  ".join(
             "%s=%s" % (k, fmt_num(v[-1]["value"]))
             for k, v in results.items() if v)))
     return results, errors, skipped
