@@ -50,6 +50,9 @@ README_MARK = re.compile(r"^<!-- region: ([\w./-]+\.c):([\w.-]+) -->\s*$")
 FENCE = re.compile(r"^```(\S*)\s*$")
 CHECK_LINE = re.compile(r"^check: (.*): (ok|FAILED|skipped)\b(.*)$")
 LINE_CITE = re.compile(r"\b[\w/.-]+\.[ch]:\d+\b")
+# A program that boots a real guest may need longer than --timeout: it
+# says so in its header comment, "check.py timeout: 180 s".
+TIMEOUT_NOTE = re.compile(r"check\.py timeout: (\d+) s")
 BUILD_LINE = ("/* cc -Ic/include tutorial/{src} -o build/{out} -Lbuild "
               "-laiolab -Wl,-rpath,$PWD/build */")
 # What every chapter README must have (DESIGN.md section 7).
@@ -181,6 +184,14 @@ def compile_program(prog, args, root, out_dir):
 
 
 # --- running and judging ---------------------------------------------------
+
+def program_timeout(prog, args):
+    """--timeout, or more if the program's first 40 lines ask for it."""
+    with open(prog.src) as f:
+        head = "".join(f.readline() for _ in range(40))
+    m = TIMEOUT_NOTE.search(head)
+    return max(args.timeout, float(m.group(1))) if m else args.timeout
+
 
 def run_program(binary, timeout):
     """Returns (status, output); status is the exit code, or None on a
@@ -447,7 +458,7 @@ def main():
             rep.report("fail", prog.name, notes)
             continue
         t0 = time.time()
-        status, output = run_program(binary, args.timeout)
+        status, output = run_program(binary, program_timeout(prog, args))
         result, why = judge(prog, status, output)
         rep.report(result, prog.name, why, time.time() - t0, output)
     for readme, chapter in readmes:
