@@ -15,7 +15,9 @@
  * story of one of them, thread by thread.
  *
  * No QEMU, no kernel, no busybox on this machine: the program says why
- * and exits 77 (check.py: skipped).
+ * and exits 77 (check.py: skipped).  A boot under TCG on a busy machine
+ * can take a minute, and QEMU itself is killed at 150 s, so:
+ * check.py timeout: 180 s.
  */
 #include "../tutorial.h"
 #include <limits.h>
