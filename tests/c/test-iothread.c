@@ -507,6 +507,74 @@ static void test_bad_poll_params(void)
     aio_context_unref(ctx);
 }
 
+/* --- timers armed from another thread -------------------------------- */
+
+/*
+ * Catalogue section 1.3: a timer_mod() that makes a timer the new head of
+ * a list wakes the poll that sleeps on the old deadline, and timer_del()
+ * from another thread is safe.  The IOThread's poll is blocking (polling
+ * off); without the wake-up the 1 ms timer would fire only at the 10 s
+ * deadline, after the wait below has failed the test.
+ */
+static int timer_fired;
+
+static void timer_fired_cb(void *opaque)
+{
+    __atomic_fetch_add(&timer_fired, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_timer_from_other_thread(void)
+{
+    IOThread *it;
+    QEMUTimer *far, *near;
+    int64_t deadline;
+
+    main_loop_setup();
+    it = iothread_create("io0", &error_abort);
+    iothread_set_poll_params(it, 0, 0, 0, &error_abort);
+    far = aio_timer_new(iothread_get_aio_context(it), QEMU_CLOCK_REALTIME,
+                        SCALE_MS, timer_fired_cb, NULL);
+    near = aio_timer_new(iothread_get_aio_context(it), QEMU_CLOCK_REALTIME,
+                         SCALE_MS, timer_fired_cb, NULL);
+    timer_mod(far, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 10000);
+    usleep(50000);          /* let it sleep on the 10 s deadline */
+    ASSERT_EQ(__atomic_load_n(&timer_fired, __ATOMIC_SEQ_CST), 0);
+
+    /* A new head: the sleeping poll must recompute its timeout. */
+    timer_mod(near, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1);
+    deadline = now_ns() + (int64_t)5000 * SCALE_MS;
+    while (__atomic_load_n(&timer_fired, __ATOMIC_SEQ_CST) == 0) {
+        ASSERT_LT(now_ns(), deadline);
+        usleep(1000);
+    }
+    ASSERT_EQ(__atomic_load_n(&timer_fired, __ATOMIC_SEQ_CST), 1);
+    ASSERT_FALSE(timer_pending(near));
+    ASSERT_TRUE(timer_pending(far));
+
+    /* Deleted from here before it expires: it never runs, and a later
+     * head (re-armed, then deleted again) leaves the list consistent. */
+    timer_mod(near, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 100);
+    timer_del(near);
+    ASSERT_FALSE(timer_pending(near));
+    timer_del(far);
+    ASSERT_FALSE(timer_pending(far));
+    usleep(300000);         /* past the 100 ms the deleted timer had */
+    ASSERT_EQ(__atomic_load_n(&timer_fired, __ATOMIC_SEQ_CST), 1);
+
+    /* Deleting a timer that is not pending is a no-op; re-arming works. */
+    timer_del(near);
+    timer_mod(near, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1);
+    deadline = now_ns() + (int64_t)5000 * SCALE_MS;
+    while (__atomic_load_n(&timer_fired, __ATOMIC_SEQ_CST) == 1) {
+        ASSERT_LT(now_ns(), deadline);
+        usleep(1000);
+    }
+    ASSERT_EQ(__atomic_load_n(&timer_fired, __ATOMIC_SEQ_CST), 2);
+    timer_free(far);
+    timer_free(near);
+    iothread_destroy(it);
+}
+
 /* --- lost wake-ups ------------------------------------------------------ */
 
 /*
@@ -652,6 +720,7 @@ static const TestCase tests[] = {
     { "/poll/grow-cap-and-shrink", test_poll_grow_cap_and_shrink },
     { "/poll/only-when-all-pollable", test_poll_only_when_all_pollable },
     { "/poll/bad-params", test_bad_poll_params },
+    { "/aio/timer/from-other-thread", test_timer_from_other_thread },
     { "/notify/lost-wakeup-stress", test_lost_wakeup_stress, .timeout = 120 },
     { "/notify/lost-wakeup-stress-hook", test_lost_wakeup_stress_hook,
       .timeout = 120 },
