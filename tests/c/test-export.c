@@ -5,12 +5,25 @@
  * (fixed-iothread), following the node between contexts, drained
  * sections reaching the driver, references that outlive the shutdown
  * request, flush at deletion.  The protocol drivers have their own tests
- * (tests/clients for NBD); here a small "test" export driver registered
- * with blk_exp_driver_register() stands in for them.
+ * (tests/nbd, tests/vhost); here a small "test" export driver registered
+ * with blk_exp_driver_register() stands in for them.  One case drives
+ * the vhost-user-blk export from a small C front-end in a thread, for a
+ * teardown race no outside client can time: a queue's IOThread between
+ * its last completion and the deferred interrupt (call fd) write, while
+ * the main loop deletes the export.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <aiolab/aiolab.h>
 #include "harness.h"
 
@@ -431,6 +444,371 @@ static void death_add_without_bql(void)
     blk_exp_add("type=test,id=e0,node-name=n0", NULL);
 }
 
+/* --- vhost-user-blk: teardown while an IOThread finishes a completion --- */
+
+/*
+ * A minimal vhost-user front-end (docs/interop/vhost-user.rst; the
+ * Python one is tests/vhost/vuclient.py): one split ring of 64 in a 2 MiB
+ * memfd, one virtio-blk read.  Runs in its own thread with blocking
+ * socket I/O while the test's main thread runs the main loop.
+ */
+enum {
+    VU_GET_FEATURES = 1, VU_SET_FEATURES = 2, VU_SET_OWNER = 3,
+    VU_SET_MEM_TABLE = 5, VU_SET_VRING_NUM = 8, VU_SET_VRING_ADDR = 9,
+    VU_SET_VRING_BASE = 10, VU_SET_VRING_KICK = 12, VU_SET_VRING_CALL = 13,
+    VU_GET_PROTOCOL_FEATURES = 15, VU_SET_PROTOCOL_FEATURES = 16,
+    VU_SET_VRING_ENABLE = 18,
+};
+#define VU_VERSION      0x1
+#define VU_REPLY        0x4
+#define VU_NEED_REPLY   0x8
+#define VU_PF_REPLY_ACK (1ull << 3)
+#define VU_F_PROTOCOL   (1ull << 30)
+#define VU_F_VERSION_1  (1ull << 32)
+#define RAM_SIZE        (2 << 20)
+/* Flags shared between the threads (sequentially consistent). */
+#define qatomic_set(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define qatomic_read(p)   __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define RING_BASE       0x40000
+#define RING_NUM        64
+
+typedef struct VuFront {
+    const char *path;
+    int sock, kick, call;
+    uint8_t *ram;
+    int ram_fd;
+    bool ready;             /* set up, the request kicked */
+    bool failed;
+    char why[160];
+} VuFront;
+
+static bool vu_front_send(VuFront *f, uint32_t req, uint32_t flags,
+                          const void *payload, uint32_t size, int fd)
+{
+    uint8_t buf[12 + 64];
+    struct iovec iov = { buf, 12 + size };
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(sizeof(int))];
+    } cm;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+    memcpy(buf, &req, 4);
+    memcpy(buf + 4, &flags, 4);
+    memcpy(buf + 8, &size, 4);
+    memcpy(buf + 12, payload, size);
+    if (fd >= 0) {
+        memset(&cm, 0, sizeof(cm));
+        mh.msg_control = cm.b;
+        mh.msg_controllen = sizeof(cm.b);
+        cm.h.cmsg_level = SOL_SOCKET;
+        cm.h.cmsg_type = SCM_RIGHTS;
+        cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(&cm.h), &fd, sizeof(int));
+    }
+    return sendmsg(f->sock, &mh, MSG_NOSIGNAL) == (ssize_t)(12 + size);
+}
+
+/* The u64 reply (or ack) to @req. */
+static bool vu_front_reply(VuFront *f, uint32_t req, uint64_t *v)
+{
+    uint8_t buf[20];
+    size_t have = 0;
+    uint32_t r, flags, size;
+
+    while (have < sizeof(buf)) {
+        ssize_t n = recv(f->sock, buf + have, sizeof(buf) - have, 0);
+
+        if (n <= 0) {
+            return false;
+        }
+        have += n;
+    }
+    memcpy(&r, buf, 4);
+    memcpy(&flags, buf + 4, 4);
+    memcpy(&size, buf + 8, 4);
+    memcpy(v, buf + 12, 8);
+    return r == req && (flags & VU_REPLY) && size == 8;
+}
+
+static bool vu_front_u64(VuFront *f, uint32_t req, uint64_t v, int fd,
+                         bool ack)
+{
+    uint64_t r;
+
+    if (!vu_front_send(f, req, VU_VERSION | (ack ? VU_NEED_REPLY : 0), &v,
+                       8, fd)) {
+        return false;
+    }
+    return !ack || (vu_front_reply(f, req, &r) && r == 0);
+}
+
+static bool vu_front_state(VuFront *f, uint32_t req, uint32_t num,
+                           bool ack)
+{
+    uint32_t st[2] = { 0, num };
+    uint64_t r;
+
+    if (!vu_front_send(f, req, VU_VERSION | (ack ? VU_NEED_REPLY : 0), st,
+                       8, -1)) {
+        return false;
+    }
+    return !ack || (vu_front_reply(f, req, &r) && r == 0);
+}
+
+#define FRONT_FAIL(f, step) do {                                          \
+        snprintf((f)->why, sizeof((f)->why), "front-end: %s failed (%s)", \
+                 step, strerror(errno));                                  \
+        qatomic_set(&(f)->failed, true);                                  \
+        return NULL;                                                      \
+    } while (0)
+
+static void *vu_front_thread(void *opaque)
+{
+    VuFront *f = opaque;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    uint64_t offered, pf, cnt;
+    uintptr_t u = (uintptr_t)f->ram;
+    uint64_t addr[5];
+    uint32_t idx_flags[2] = { 0, 0 };
+    uint8_t *desc = f->ram + RING_BASE, *avail = desc + 0x1000;
+    uint8_t *hdr = desc + 0x3000;
+    uint64_t data = RING_BASE + 0x10000;
+    uint16_t one = 1;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
+    f->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(f->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        FRONT_FAIL(f, "connect");
+    }
+    if (!vu_front_send(f, VU_GET_FEATURES, VU_VERSION, NULL, 0, -1) ||
+        !vu_front_reply(f, VU_GET_FEATURES, &offered) ||
+        !(offered & VU_F_PROTOCOL)) {
+        FRONT_FAIL(f, "GET_FEATURES");
+    }
+    if (!vu_front_send(f, VU_GET_PROTOCOL_FEATURES, VU_VERSION, NULL, 0,
+                       -1) ||
+        !vu_front_reply(f, VU_GET_PROTOCOL_FEATURES, &pf) ||
+        !(pf & VU_PF_REPLY_ACK)) {
+        FRONT_FAIL(f, "GET_PROTOCOL_FEATURES");
+    }
+    if (!vu_front_u64(f, VU_SET_PROTOCOL_FEATURES, VU_PF_REPLY_ACK, -1,
+                      false) ||
+        !vu_front_send(f, VU_SET_OWNER, VU_VERSION, NULL, 0, -1) ||
+        !vu_front_u64(f, VU_SET_FEATURES,
+                      (offered & VU_F_VERSION_1) | VU_F_PROTOCOL, -1, true)) {
+        FRONT_FAIL(f, "SET_FEATURES");
+    }
+    /* SET_MEM_TABLE: u32 nregions, u32 padding, one region. */
+    {
+        uint8_t p[8 + 32];
+        uint32_t n = 1, pad = 0;
+        uint64_t reg[4] = { 0, RAM_SIZE, u, 0 };
+        uint64_t r;
+
+        memcpy(p, &n, 4);
+        memcpy(p + 4, &pad, 4);
+        memcpy(p + 8, reg, 32);
+        if (!vu_front_send(f, VU_SET_MEM_TABLE, VU_VERSION | VU_NEED_REPLY,
+                           p, sizeof(p), f->ram_fd) ||
+            !vu_front_reply(f, VU_SET_MEM_TABLE, &r) || r != 0) {
+            FRONT_FAIL(f, "SET_MEM_TABLE");
+        }
+    }
+    memcpy(addr, idx_flags, 8);         /* index 0, flags 0 */
+    addr[1] = u + RING_BASE;            /* desc */
+    addr[2] = u + RING_BASE + 0x2000;   /* used */
+    addr[3] = u + RING_BASE + 0x1000;   /* avail */
+    addr[4] = 0;                        /* log */
+    if (!vu_front_state(f, VU_SET_VRING_NUM, RING_NUM, true) ||
+        !vu_front_state(f, VU_SET_VRING_BASE, 0, true) ||
+        !vu_front_send(f, VU_SET_VRING_ADDR, VU_VERSION, addr, 40, -1) ||
+        !vu_front_u64(f, VU_SET_VRING_CALL, 0, f->call, true) ||
+        !vu_front_u64(f, VU_SET_VRING_KICK, 0, f->kick, true) ||
+        !vu_front_state(f, VU_SET_VRING_ENABLE, 1, true)) {
+        FRONT_FAIL(f, "the ring's set-up");
+    }
+    /* The interrupt a ring coming on sends once (vu_apply_enable). */
+    while (read(f->call, &cnt, 8) == 8) {
+    }
+    /* One read of sector 0: header, 4 KiB buffer, status. */
+    {
+        uint32_t type = 0, prio = 0;
+        uint64_t sector = 0;
+        uint64_t d[3][2] = {
+            { RING_BASE + 0x3000, 16 | (1ull << 32) },          /* NEXT */
+            { data, 4096 | (3ull << 32) },                      /* NEXT|W */
+            { RING_BASE + 0x3010, 1 | (2ull << 32) },           /* W */
+        };
+
+        memcpy(hdr, &type, 4);
+        memcpy(hdr + 4, &prio, 4);
+        memcpy(hdr + 8, &sector, 8);
+        hdr[16] = 0xff;
+        for (int i = 0; i < 3; i++) {
+            uint16_t next = i + 1;
+
+            memcpy(desc + 16 * i, &d[i][0], 8);
+            memcpy(desc + 16 * i + 8, &d[i][1], 6);
+            memcpy(desc + 16 * i + 14, &next, 2);
+        }
+        memset(avail + 4, 0, 2);                /* ring[0] = head 0 */
+        __atomic_store_n((uint16_t *)(avail + 2), one, __ATOMIC_RELEASE);
+        cnt = 1;
+        if (write(f->kick, &cnt, 8) != 8) {
+            FRONT_FAIL(f, "the kick");
+        }
+    }
+    qatomic_set(&f->ready, true);
+    return NULL;
+}
+
+static IOThread *race_io;
+static VuFront race_front;
+static bool hold_started, hold_done, torn_down, torn_down_during_hold;
+
+static uint16_t race_used_idx(void)
+{
+    return __atomic_load_n((uint16_t *)(race_front.ram + RING_BASE + 0x2002),
+                           __ATOMIC_ACQUIRE);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * In the export's IOThread: a defer_call section (what a thread-pool or
+ * io_uring completion handler opens) around the request's completion,
+ * then held open.  The completion drops the BlockBackend's in-flight
+ * count - a drain in the main loop may end - but its interrupt, deferred
+ * to the section's end, is still to be written to the call fd.
+ */
+static void hold_section_bh(void *opaque)
+{
+    AioContext *ctx = iothread_get_aio_context(race_io);
+    int64_t until;
+
+    defer_call_begin();
+    qatomic_set(&hold_started, true);
+    while (race_used_idx() == 0) {
+        aio_poll(ctx, true);
+    }
+    /* Completed: hold until the main loop tore the export down, or long
+     * enough for a main loop that waits for this context to be sure. */
+    until = now_ms() + 400;
+    while (!qatomic_read(&torn_down) && now_ms() < until) {
+        usleep(1000);
+    }
+    qatomic_set(&torn_down_during_hold, qatomic_read(&torn_down));
+    qatomic_set(&hold_done, true);
+    defer_call_end();           /* the deferred call fd write */
+}
+
+static void run_main_loop_until(bool *flag, int64_t ms, const char *what)
+{
+    int64_t deadline = now_ms() + ms;
+
+    while (!qatomic_read(flag)) {
+        if (qatomic_read(&race_front.failed)) {
+            harness_fail(__FILE__, __LINE__, "%s", race_front.why);
+        }
+        if (now_ms() > deadline) {
+            harness_fail(__FILE__, __LINE__, "%s: not after %lld ms", what,
+                         (long long)ms);
+        }
+        main_loop_wait(true);
+        usleep(200);
+    }
+}
+
+static bool race_deleted;
+
+static void race_on_deleted(const char *id, void *opaque)
+{
+    qatomic_set(&race_deleted, true);
+}
+
+/*
+ * The export (queue in IOThread io0, a node that holds each request
+ * 50 ms) is deleted while its one request is in flight.  Deleting stops
+ * the device: detach the queue in io0, drain.  The request completes in
+ * io0 inside a held defer_call section (hold_section_bh), so the drain
+ * ends while io0 has yet to write the completion's interrupt to the call
+ * fd.  The device's stop must wait for io0 before the export closes its
+ * copy of the call fd and frees the queues: deletion ends only after the
+ * section did, and the interrupt reaches the front-end.  Without that
+ * wait, deletion ended during the hold and io0 then wrote through a
+ * freed queue (ASan: heap-use-after-free) to a closed fd.
+ */
+static void test_vhost_user_teardown_waits_for_iothread(void)
+{
+    char dir[] = "/tmp/aiolab-test-export-XXXXXX", path[128], opts[320];
+    BlockDriverState *bs;
+    pthread_t th;
+    uint64_t cnt = 0;
+    uint8_t status;
+
+    setup();
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/vu.sock", dir);
+    race_io = iothread_create("io0", &error_abort);
+    bs = bdrv_open(NULL, NULL, "driver=aiolab-test,node-name=t0,size=1M,"
+                   "latency-ns=50000000", BDRV_O_RDWR, &error_abort);
+    snprintf(opts, sizeof(opts), "type=vhost-user-blk,id=vu0,node-name=t0,"
+             "addr.type=unix,addr.path=%s,writable=on,iothread=io0", path);
+    ASSERT_TRUE(blk_exp_add(opts, &error_abort) != NULL);
+    blk_exp_set_deleted_listener(race_on_deleted, NULL);
+
+    race_front.path = path;
+    race_front.ram_fd = memfd_create("test-export-ram", MFD_CLOEXEC);
+    ASSERT_EQ(ftruncate(race_front.ram_fd, RAM_SIZE), 0);
+    race_front.ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE,
+                          MAP_SHARED, race_front.ram_fd, 0);
+    ASSERT_TRUE(race_front.ram != MAP_FAILED);
+    race_front.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    race_front.call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_create(&th, NULL, vu_front_thread, &race_front);
+    run_main_loop_until(&race_front.ready, 10000, "front-end set-up");
+    pthread_join(th, NULL);
+
+    aio_bh_schedule_oneshot(iothread_get_aio_context(race_io),
+                            hold_section_bh, NULL);
+    run_main_loop_until(&hold_started, 5000, "io0 opens its section");
+    blk_exp_request_shutdown(blk_exp_find("vu0"));
+    run_main_loop_until(&race_deleted, 5000, "export deletion");
+    /* The check: deletion returned only after io0's section ended. */
+    if (!qatomic_read(&hold_done)) {
+        qatomic_set(&torn_down, true);
+        harness_fail(__FILE__, __LINE__, "the export was deleted while "
+                     "io0 was still inside the section of the request's "
+                     "completion, its call fd write still to come: the "
+                     "device's stop did not wait for the queue's IOThread");
+    }
+    qatomic_set(&torn_down, true);
+    ASSERT_FALSE(qatomic_read(&torn_down_during_hold));
+    ASSERT_EQ(race_used_idx(), 1);
+    status = race_front.ram[RING_BASE + 0x3010];
+    ASSERT_EQ(status, 0);                       /* VIRTIO_BLK_S_OK */
+    /* The completion's interrupt reached the front-end's call fd. */
+    ASSERT_EQ(read(race_front.call, &cnt, 8), 8);
+    ASSERT_EQ(cnt, 1);
+
+    blk_exp_set_deleted_listener(NULL, NULL);
+    close(race_front.sock);
+    close(race_front.kick);
+    close(race_front.call);
+    munmap(race_front.ram, RAM_SIZE);
+    close(race_front.ram_fd);
+    bdrv_unref(bs);
+    iothread_destroy(race_io);
+    rmdir(dir);
+}
+
 static const TestCase tests[] = {
     { "/export/add-find-shutdown", test_add_find_shutdown },
     { "/export/errors", test_errors },
@@ -439,6 +817,8 @@ static const TestCase tests[] = {
     { "/export/connections-outlive-shutdown",
       test_connections_outlive_shutdown },
     { "/export/flush-at-delete", test_flush_at_delete },
+    { "/export/vhost-user/teardown-waits-for-iothread",
+      test_vhost_user_teardown_waits_for_iothread },
     { "/export/death/unref-twice", death_unref_twice,
       .death = "export 'e0' unreferenced more often than referenced" },
     { "/export/death/register-twice", death_register_twice,
