@@ -496,7 +496,9 @@ static bool vu_front_send(VuFront *f, uint32_t req, uint32_t flags,
     memcpy(buf, &req, 4);
     memcpy(buf + 4, &flags, 4);
     memcpy(buf + 8, &size, 4);
-    memcpy(buf + 12, payload, size);
+    if (size) {
+        memcpy(buf + 12, payload, size);
+    }
     if (fd >= 0) {
         memset(&cm, 0, sizeof(cm));
         mh.msg_control = cm.b;
