@@ -38,8 +38,8 @@ static unsigned next_client_id;
 bool nbd_quiet;
 
 void nbd_log(const char *fmt, ...)
-             {
-             char msg[512];
+{
+    char msg[512];
     va_list ap;
 
     if (nbd_quiet) {

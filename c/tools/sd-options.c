@@ -64,18 +64,25 @@ void sd_usage(FILE *f)
 "           [,fixed-iothread=on|off][,multi-conn=on|off]\n"
 "                         an NBD export (needs --nbd-server)\n"
 "  --export [type=]vhost-user-blk,id=ID,node-name=NODE,addr.type=unix,\n"
-"           addr.path=PATH[,writable=on|off][,num-queues=N][,iothread=ID]\n"
+"           addr.path=PATH[,writable=on|off][,writethrough=on|off]\n"
+"           [,num-queues=N][,logical-block-size=N][,iothread=ID]\n"
+"           [,fixed-iothread=on|off][,iothread-vq-mapping.0.iothread=ID,\n"
+"           iothread-vq-mapping.1.iothread=ID,...]\n"
 "                         a vhost-user-blk export (if built in)\n"
 "  --chardev socket,id=ID,path=PATH,server=on[,wait=on|off]\n"
-"  --monitor [chardev=]ID[,mode=control]\n"
-"                         a QMP monitor on that socket\n"
+"  --monitor [chardev=]ID[,mode=control][,pretty=on|off]\n"
+"                         a QMP monitor on that socket (pretty: ignored)\n"
 "  --pidfile PATH         write the process id to PATH (removed at exit)\n"
 "  --trace file=PATH      record aiolab's trace events, written to PATH at\n"
 "                         exit (Chrome trace JSON: open it in Perfetto)\n"
 "\n"
-"SIGINT and SIGTERM (and QMP quit) shut down cleanly: exports are closed,\n"
-"nodes drained and flushed, sockets removed.  docs/storage-daemon.md has\n"
-"the details.\n", f);
+"--object, --blockdev, --nbd-server, --export, --chardev and --monitor\n"
+"also take a JSON object ('{\"driver\": \"file\", ...}'); --OPT=ARG is\n"
+"--OPT ARG.  Options act in order: a node before its export.\n"
+"\n"
+"SIGINT, SIGTERM and SIGHUP (and QMP quit) shut down cleanly: exports\n"
+"are closed, nodes drained and flushed, sockets removed.\n"
+"docs/storage-daemon.md has the details.\n", f);
 }
 
 /* --- the options ---------------------------------------------------------- */
