@@ -33,12 +33,22 @@ typedef void AioContextDetachFn(void *opaque);
 
 %{
 /* Report an exception that escaped a callback (the aiolab package's own
- * wrappers catch everything; this is the last line of defence). */
+ * wrappers catch everything; this is the last line of defence).  A
+ * KeyboardInterrupt gets here when Python runs its SIGINT handler as the
+ * callback starts: reporting it would lose the Ctrl-C, so it is re-armed
+ * for the main thread, which raises it once it is back in Python (this
+ * also writes the signal wake-up fd, waking a blocking poll). */
 static void aiolab_swig_report(PyObject *callable)
 {
-    if (PyErr_Occurred()) {
-        PyErr_WriteUnraisable(callable);
+    if (!PyErr_Occurred()) {
+        return;
     }
+    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        PyErr_Clear();
+        PyErr_SetInterrupt();
+        return;
+    }
+    PyErr_WriteUnraisable(callable);
 }
 
 /*

@@ -235,6 +235,43 @@ except KeyboardInterrupt:
     assert float(out.split()[2]) < 2.0
 
 
+def test_exception_outside_the_wrapper(root):
+    """An exception raised before the package's callback wrapper runs --
+    in practice a KeyboardInterrupt, as Python runs its SIGINT handler at
+    the entry of the C callback -- is never lost: Ctrl-C reaches the code
+    that polls, anything else goes to the default sys.unraisablehook."""
+    code = r"""
+import aiolab
+from aiolab import _core
+ctx = aiolab.AioContext()
+e = aiolab.EventNotifier()
+ctx.set_event_notifier(e, read=lambda n: n.test_and_clear())
+ctx.poll()
+def raising(exc):
+    def dispatch(addr, role):
+        raise exc
+    return dispatch
+_core.B.notifier_dispatch = raising(RuntimeError("boom"))
+e.set()
+ctx.poll(True)
+print("reported", flush=True)
+_core.B.notifier_dispatch = raising(KeyboardInterrupt())
+try:
+    ctx.poll(True)
+    ctx.poll(False)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=60, env=dict(
+                           os.environ, PYTHONPATH=os.path.join(
+                               root, "bindings", "python")))
+    assert p.stdout.split() == ["reported", "interrupted"], (p.stdout,
+                                                             p.stderr)
+    assert "RuntimeError: boom" in p.stderr, p.stderr
+    assert "TypeError" not in p.stderr, p.stderr
+
+
 def test_dump_state(main):
     text = aiolab.dump_state()
     assert "=== aiolab state" in text and "AioContext 'main'" in text

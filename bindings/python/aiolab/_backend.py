@@ -28,6 +28,9 @@ JOB_EVENT_FIELDS = ("type", "id", "job_type", "status", "len", "offset",
 
 class _Cffi:
     name = "cffi"
+    # A KeyboardInterrupt that _onerror took from a callback: AioContext
+    # raises it when the C call returns (see _onerror).
+    interrupted = False
 
     def __init__(self):
         from . import _aiolab_cffi as mod
@@ -126,13 +129,23 @@ class _Cffi:
                              lib._aiolab_notifier_poll_end_cb)
         self.notifier_dispatch = lambda addr, role: None
 
-    @staticmethod
-    def _onerror(exc_type, exc_value, tb):
-        # The package's wrappers catch everything; this is a last resort.
-        import sys
-        sys.unraisablehook(type("UnraisableHookArgs", (), dict(
-            exc_type=exc_type, exc_value=exc_value, exc_traceback=tb,
-            err_msg="Exception in an aiolab callback", object=None))())
+    def _onerror(self, exc_type, exc_value, tb):
+        # The package's wrappers catch everything; this is the last resort,
+        # for an exception raised before a wrapper runs.  In practice that
+        # is KeyboardInterrupt: Python runs its SIGINT handler at the entry
+        # of the callback.  C cannot take it, and reporting it would lose
+        # the Ctrl-C.  It cannot be re-armed from here either (the handler
+        # would run again at once, inside this function), so it is kept
+        # for the caller: AioContext raises it as soon as the C call that
+        # ran the callback returns (SWIG's trampolines re-arm it in C).
+        if issubclass(exc_type, KeyboardInterrupt):
+            self.interrupted = True
+            return None
+        from ._core import report_unraisable
+        if exc_value is None:
+            exc_value = exc_type()
+        report_unraisable(exc_value.with_traceback(tb), "(raised outside "
+                          "the package's callback wrapper)")
         return None
 
     # --- values ---------------------------------------------------------
@@ -272,6 +285,7 @@ class _Cffi:
 
 class _Swig:
     name = "swig"
+    interrupted = False         # never set: the trampolines re-arm Ctrl-C
 
     def __init__(self):
         from . import aiolab_swig as mod

@@ -204,6 +204,9 @@ class AioContext:
             self._pending.append(exc)
 
     def _reraise(self):
+        if B.interrupted:           # Ctrl-C taken by the cffi binding
+            B.interrupted = False
+            raise KeyboardInterrupt
         with self._lock:
             if not self._pending:
                 return
@@ -293,7 +296,7 @@ class AioContext:
             progress = lib.aio_poll(ptr, bool(blocking))
         if self._retired and self._depth == 0:
             self._reap()
-        if self._pending:
+        if self._pending or B.interrupted:
             self._reraise()
         return progress
 
