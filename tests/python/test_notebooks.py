@@ -33,7 +33,7 @@ CHAPTERS = ["ch00-win-day-one",
             "ch06-virtio-blk", "ch07-drained-sections",
             "ch08-changing-aiocontexts", "ch09-multiqueue",
             "chA-coroutines-thread-pool", "chB-block-job",
-            "chC-malicious-guests"]
+            "chC-malicious-guests", "chD-real-clients"]
 CELL_TIMEOUT = 120          # seconds, per cell
 BUDGET = 60                 # seconds per notebook in quick mode (aim: < 20)
 
