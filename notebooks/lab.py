@@ -26,7 +26,8 @@ as a subprocess with its QEMU-shaped command line (docs/machine.md):
     thread_report(report, name)  one thread's row of the report
     hist_percentile(hist, p)   a percentile of a report's histogram
     latency_cdf(hist, ...)     plot a report's latency histogram as a CDF
-    QMP(path)                  a minimal QMP client for -qmp unix:PATH
+    QMP(path)                  a QMP client for -qmp unix:PATH
+                               (aiolab.qmp.QMPClient)
     VMProcess(args, trace=None)  aiolab-vm in the background, started
                                with -S and a QMP monitor: .qmp, .finish()
 """
@@ -34,10 +35,8 @@ import collections
 import ctypes
 import json
 import os
-import socket
 import subprocess
 import tempfile
-import time
 
 QUICK = os.environ.get("AIOLAB_QUICK") == "1"
 
@@ -414,52 +413,14 @@ def covering(slices, times_ns):
     return out
 
 
-class QMP:
-    """A minimal QMP client: connect to -qmp unix:PATH, read the greeting,
-    leave capabilities negotiation, then execute(name, **arguments) returns
-    "return" (events that arrive meanwhile are kept in .events)."""
-
-    def __init__(self, path, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        self.sock.settimeout(timeout)
-        self.file = self.sock.makefile("rb")
-        self.events = []
-        self.greeting = self._recv()
-        self.execute("qmp_capabilities")
-
-    def _recv(self):
-        line = self.file.readline()
-        if not line:
-            raise ConnectionError("QMP: the connection was closed")
-        return json.loads(line)
-
-    def execute(self, name, **arguments):
-        msg = {"execute": name}
-        if arguments:
-            msg["arguments"] = arguments
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            reply = self._recv()
-            if "event" in reply:
-                self.events.append(reply)
-            elif "error" in reply:
-                raise RuntimeError(f"QMP {name}: {reply['error']['desc']}")
-            else:
-                return reply["return"]
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
+def QMP(path, timeout=10.0):
+    """A QMP client for -qmp unix:PATH, connected and past capabilities
+    negotiation: aiolab.qmp.QMPClient.  execute(name, **arguments)
+    returns "return" or raises aiolab.qmp.QMPError (a RuntimeError);
+    events that arrive meanwhile are kept in .events and .event_log;
+    wait_event(name) waits for one."""
+    from aiolab.qmp import QMPClient
+    return QMPClient(path, timeout=timeout)
 
 
 class VMProcess:

@@ -192,16 +192,17 @@ def test_set_iothread(env):
         assert w["reads"] + w["writes"] > 0
 
 
-def test_werror_stop(env):
+def werror_stop(env, placement):
     """A write fails once with ENOSPC under werror=stop: BLOCK_IO_ERROR,
-    STOP and "io-error"; cont re-issues the parked request."""
+    then the STOP it caused (QEMU's order), and "io-error"; cont
+    re-issues the parked request."""
     p, q = vm_with_qmp(
         env, *env.blockdev(),
         "-blockdev", "driver=blkdebug,image=disk0,node-name=dbg0,"
         "inject-error.0.iotype=write,inject-error.0.errno=28,"
         "inject-error.0.once=on",
         "-object", "iothread,id=io0",
-        "-device", "virtio-blk,drive=dbg0,iothread=io0,werror=stop,id=vd0",
+        "-device", f"virtio-blk,drive=dbg0,{placement},werror=stop,id=vd0",
         "-workload", "vcpu=0,rw=verify,iodepth=4,count=400")
     ev = q.wait_event("BLOCK_IO_ERROR")
     d = ev["data"]
@@ -209,6 +210,9 @@ def test_werror_stop(env):
     assert d["action"] == "stop" and d["nospace"] is True, d
     assert d["qom-path"] == "/machine/peripheral/vd0/virtio-backend", d
     q.wait_event("STOP")
+    order = [e["event"] for e in q.event_log
+             if e["event"] in ("BLOCK_IO_ERROR", "STOP")]
+    assert order == ["BLOCK_IO_ERROR", "STOP"], order
     assert q.execute("query-status") == {"running": False,
                                          "status": "io-error"}
     q.execute("cont")
@@ -221,6 +225,16 @@ def test_werror_stop(env):
     assert w["writes"] + w["reads"] == 400, w
     assert w["verify_errors"] == 0 and w["io_errors"] == 0, w
     assert report["devices"][0]["stats"]["parked"] == 0
+
+
+def test_werror_stop(env):
+    werror_stop(env, "iothread=io0")
+
+
+def test_werror_stop_ioeventfd_off(env):
+    """The error is handled in the main loop, and nothing in vm_stop polls
+    it before the STOP: the STOP came first before the fix."""
+    werror_stop(env, "ioeventfd=off")
 
 
 def test_prelaunch(env):
