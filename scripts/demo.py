@@ -11,11 +11,13 @@
    which must hold the BQL to run anything: its requests wait.
 2. The same, with the disk in an IOThread, which never takes the BQL.
 3. A mirror of the disk to a second image, with the switch-over, while
-   the guest keeps writing and verifying (skipped until the mirror job
-   exists in the block layer).
+   the guest keeps writing and verifying.
 
 Prints a side-by-side summary; writes the Perfetto traces, the JSON
-reports and plots (latency CDFs, BQL waits) under --out.
+reports and plots (latency CDFs, BQL waits) under --out.  Exit status 0
+when every part ran and the guest saw no error (no verify mismatch, no
+lost request, a completed switch-over); 1 otherwise, with the reasons on
+stderr (make test runs it as the demo-smoke suite).
 """
 import argparse
 import json
@@ -27,6 +29,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "machine"))
 
+PROBLEMS = []       # what went wrong, for the exit status
+
 
 def run_vm(vm, args, trace):
     cmd = [vm, "-json", "-trace-file", trace, *args]
@@ -35,6 +39,9 @@ def run_vm(vm, args, trace):
     if p.returncode not in (0, 2):
         sys.exit(f"demo: aiolab-vm failed ({p.returncode}):\n"
                  f"{' '.join(cmd)}\n{p.stderr.decode()}")
+    if p.returncode == 2:
+        PROBLEMS.append(f"the guest saw errors in {os.path.basename(trace)}'s"
+                        f" run: {p.stderr.decode().strip()}")
     return json.loads(p.stdout)
 
 
@@ -149,7 +156,8 @@ def mirror_run(vm, out, disk, runtime):
         f.truncate(os.path.getsize(disk))
     sock = os.path.join(out, "qmp.sock")
     p = subprocess.Popen([
-        vm, "-S", "-json", "-smp", "2", "-object", "iothread,id=io0",
+        vm, "-S", "-no-shutdown", "-json", "-smp", "2",
+        "-object", "iothread,id=io0",
         "-blockdev", f"driver=file,filename={disk},node-name=disk0",
         "-blockdev", f"driver=file,filename={target},node-name=target0",
         "-device", "virtio-blk,drive=disk0,iothread=io0",
@@ -166,15 +174,20 @@ def mirror_run(vm, out, disk, runtime):
     if "error" in r:
         q.execute("quit")
         p.communicate(timeout=60)
-        print(f"\n3. mirror: skipped ({r['error']['desc']})")
+        print(f"\n3. mirror: refused ({r['error']['desc']})")
+        PROBLEMS.append(f"blockdev-mirror refused: {r['error']['desc']}")
         return
     t0 = time.monotonic()
     q.wait_event("BLOCK_JOB_READY", timeout=60)
     t_ready = time.monotonic() - t0
     q.execute("block-job-complete", device="mirror0")
     ev = q.wait_event("BLOCK_JOB_COMPLETED", timeout=60)
+    # -no-shutdown: a guest that is done leaves the machine stopped
+    # ("shutdown"), so the monitor stays up whatever finishes first.
+    status = q.execute("query-status")["status"]
     node = q.execute("query-block")[0]["inserted"]["node-name"]
-    q.wait_event("SHUTDOWN", timeout=120)
+    q.wait_event("SHUTDOWN", timeout=120)       # the guest is done
+    q.execute("quit")
     out_json, _ = p.communicate(timeout=60)
     rep = json.loads(out_json)
     with open(os.path.join(out, "mirror.report.json"), "w") as f:
@@ -186,6 +199,16 @@ def mirror_run(vm, out, disk, runtime):
           f"({'error: ' + ev['data']['error'] if 'error' in ev['data'] else 'ok'}"
           f"); the device now uses node {node}")
     print(f"   {ops} guest requests, {verr} mismatches or lost requests")
+    if "error" in ev["data"]:
+        PROBLEMS.append(f"the mirror failed: {ev['data']['error']}")
+    if status != "running":
+        PROBLEMS.append(f"the guest had finished before the switch-over "
+                        f"(status {status}): try a longer --runtime")
+    if node != "target0":
+        PROBLEMS.append(f"the device uses node {node} after the switch-over")
+    if verr or p.returncode != 0:
+        PROBLEMS.append(f"the guest saw {verr} mismatches or lost requests "
+                        f"during the mirror (aiolab-vm exit {p.returncode})")
 
 
 def main():
@@ -222,7 +245,9 @@ def main():
     print("Open main-loop.trace.json in https://ui.perfetto.dev and find the "
           "BQL holder:\nCPU 1/toy's 'mmio exit (slow device, BQL held)' "
           "slices, and 'main' waiting (bql_lock_wait).")
-    return 0
+    for problem in PROBLEMS:
+        print("demo: FAILED: " + problem, file=sys.stderr)
+    return 1 if PROBLEMS else 0
 
 
 if __name__ == "__main__":

@@ -87,6 +87,11 @@ def suites(args):
             "pytest", [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                        "tests/python"],
             {"AIOLAB_BINDING": binding, "AIOLAB_QUICK": "1"}, "pytest")]))
+    # make demo, the README's first command, with short runs: exit 1 if
+    # the guest saw an error or the mirror did not switch over.
+    out.append(("demo-smoke", [("make demo (short)", [
+        PYTHON, os.path.join(ROOT, "scripts", "demo.py"), "--runtime", "1",
+        "--out", "build/demo-smoke"], {}, "cmd")]))
     tut = os.path.join(ROOT, "tutorial", "check.py")
     if os.path.exists(tut):
         out.append(("tutorial", [("tutorial", [PYTHON, tut], {}, "harness")]))
