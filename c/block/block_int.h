@@ -203,6 +203,7 @@ struct BlockDriverState {
      * Protected by reqs_lock, taken by request coroutines of any thread. */
     CoMutex reqs_lock;
     QLIST_HEAD(, BdrvTrackedRequest) tracked_requests;
+    int serialising_in_flight;      /* how many of them are serialising */
 };
 
 /* block.c */

@@ -837,6 +837,84 @@ static void test_rmw_serialised(void)
     blk_unref(blk);
 }
 
+/*
+ * A plain request and a read-modify-write that overlap wait for each
+ * other, whichever starts first (a plain request skips the overlap scan
+ * only while no serialising request is in flight).  The first request is
+ * held at a blkdebug breakpoint while the second starts, then resumed.
+ * @rmw_first: the unaligned write (serialising) is held in its read of
+ * the block, and the aligned 4K write of that block must wait for it:
+ * the block ends as the aligned write left it.  Else the aligned write
+ * is held and the read-modify-write must not read the block before it
+ * lands: the block ends as the aligned write with the small one on top.
+ * Without the waits the outcomes swap.
+ */
+static void rmw_and_plain_common(bool rmw_first)
+{
+    BlockBackend *blk;
+    BlockDriverState *dbg;
+    char opts[200], expect[4096], rbuf[4096], small[300], block[4096];
+    QEMUIOVector qsmall, qblock;
+    AioResult rs = { .ret = -EINPROGRESS }, rb = { .ret = -EINPROGRESS };
+    AioResult *second = rmw_first ? &rb : &rs;
+
+    setup();
+    snprintf(opts, sizeof(opts), "driver=file,filename=%s,node-name=disk0",
+             make_file(65536, NULL));
+    open_node(opts);
+    blk = open_blk("driver=blkdebug,image=disk0,align=4096");
+    bdrv_unref(bdrv_find_node("disk0"));        /* blkdebug holds it */
+    dbg = blk_bs(blk);
+    ASSERT_EQ(aiolab_blkdebug_break(dbg, rmw_first ? "read-aio"
+                                                   : "write-aio", "first"),
+              0);
+
+    fill(small, sizeof(small), 7);
+    fill(block, sizeof(block), 99);
+    qemu_iovec_init_buf(&qsmall, small, sizeof(small));
+    qemu_iovec_init_buf(&qblock, block, sizeof(block));
+    memcpy(expect, block, sizeof(block));
+    if (!rmw_first) {
+        memcpy(expect + 100, small, sizeof(small));
+    }
+    if (rmw_first) {
+        ASSERT_TRUE(blk_aio_pwritev(blk, 8192 + 100, &qsmall, 0, aio_cb,
+                                    &rs));
+    } else {
+        ASSERT_TRUE(blk_aio_pwritev(blk, 8192, &qblock, 0, aio_cb, &rb));
+    }
+    AIO_WAIT_WHILE(NULL, !aiolab_blkdebug_is_suspended(dbg, "first"));
+    if (rmw_first) {
+        ASSERT_TRUE(blk_aio_pwritev(blk, 8192, &qblock, 0, aio_cb, &rb));
+    } else {
+        ASSERT_TRUE(blk_aio_pwritev(blk, 8192 + 100, &qsmall, 0, aio_cb,
+                                    &rs));
+    }
+    for (int i = 0; i < 20 && !second->calls; i++) {
+        aio_poll(main_ctx, false);
+        usleep(1000);
+    }
+    ASSERT_EQ(second->calls, 0);                /* waits for the first */
+    ASSERT_EQ(aiolab_blkdebug_resume(dbg, "first"), 0);
+    wait_for(&rs);
+    wait_for(&rb);
+    ASSERT_EQ(rs.ret, 0);
+    ASSERT_EQ(rb.ret, 0);
+    ASSERT_EQ(blk_pread(blk, 8192, 4096, rbuf, 0), 0);
+    ASSERT_EQ(memcmp(rbuf, expect, sizeof(expect)), 0);
+    blk_unref(blk);
+}
+
+static void test_rmw_then_plain(void)
+{
+    rmw_and_plain_common(true);
+}
+
+static void test_plain_then_rmw(void)
+{
+    rmw_and_plain_common(false);
+}
+
 /* io_uring: 32 requests submitted in one defer_call section. */
 static void test_io_uring_batch(void)
 {
@@ -1245,6 +1323,8 @@ static const TestCase tests[] = {
     { "/block/file/io_uring-iothread", test_io_uring_iothread },
     { "/block/file/io_uring-refused", test_io_uring_refused },
     { "/block/rmw/serialised", test_rmw_serialised },
+    { "/block/rmw/then-plain", test_rmw_then_plain },
+    { "/block/rmw/plain-then-rmw", test_plain_then_rmw },
     { "/block/blkdebug/errors", test_blkdebug_errors },
     { "/block/blkdebug/latency", test_blkdebug_latency },
     { "/block/blkdebug/pause", test_blkdebug_pause },
