@@ -29,11 +29,19 @@ Every program runs under `taskset -c CPU` (all of its threads: thread-pool
 workers, io_uring's kernel workers inherit the mask).  The image is
 AIOLAB_BENCH_SCRATCH/block-SIZE.img, written once with non-zero data (a
 sparse file would read holes, not data).  Prints one JSON object: value =
-ns per request (wall time of the run / requests), iops, and the command.
+ns per request (wall time of the run / requests), iops, the command, and
+cpu_ns_per_request: the CPU time (user + system) the tool used per
+request, which a loaded machine disturbs much less than the wall time.
+aiolab-img reports its process's CPU time over the timed run itself
+(--output=json); fio, its job's usr_cpu + sys_cpu over the job's runtime
+(without fio's start-up, ~150 ms of CPU in its parent process); for
+qemu-img it is the process's whole rusage, start-up included (a few ms:
+it overstates qemu-img's cost on short runs).
 """
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -100,15 +108,22 @@ def tool_cmd(o, img, count, depth):
     return ["-c", str(count), "-d", str(depth)] + spec
 
 
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run(cmd, cpu, env=None):
+    """Run @cmd pinned; returns (command line, stdout, CPU seconds)."""
     full = ["taskset", "-c", str(cpu)] + cmd
+    cpu0 = children_cpu()
     r = subprocess.run(full, capture_output=True, text=True, env=env,
                        timeout=170)
     if r.returncode != 0:
         sys.stderr.write("exit %d: %s\n%s%s" % (r.returncode, " ".join(full),
                                                 r.stdout, r.stderr))
         raise SystemExit(1)
-    return " ".join(full), r.stdout
+    return " ".join(full), r.stdout, children_cpu() - cpu0
 
 
 def measure_aiolab(o, img, count, depth, cpu):
@@ -126,24 +141,28 @@ def measure_aiolab(o, img, count, depth, cpu):
     cmd += tool_cmd(o, img, count, depth)
     env = dict(os.environ)
     env["AIOLAB_TRACE"] = o.get("trace", "on")
-    full, out = run(cmd, cpu, env)
+    full, out, _ = run(cmd, cpu, env)
     j = json.loads(out.strip().splitlines()[-1])
     return full, j["seconds"], {"checks": j["checks"],
-                                "trace": j["trace"]}
+                                "trace": j["trace"],
+                                "cpu_ns_per_request":
+                                    j["cpu_ns_per_request"]}
 
 
 def measure_qemu(o, img, count, depth, cpu):
     if not shutil.which("qemu-img"):
         raise SystemExit("bench_block.py: qemu-img not installed "
                          "(make deps-clients)")
-    full, out = run(["qemu-img", "bench"] + tool_cmd(o, img, count, depth),
-                    cpu)
+    full, out, cpu_s = run(["qemu-img", "bench"] +
+                           tool_cmd(o, img, count, depth), cpu)
     m = re.search(r"Run completed in ([0-9.]+) seconds", out)
     if not m:
         raise SystemExit("bench_block.py: no timing in %r" % out)
     ver = subprocess.run(["qemu-img", "--version"], capture_output=True,
                          text=True).stdout.split("\n")[0]
-    return full, float(m.group(1)), {"version": ver}
+    return full, float(m.group(1)), {"version": ver,
+                                     "cpu_ns_per_request":
+                                         cpu_s * 1e9 / count}
 
 
 def measure_fio(o, img, count, depth, cpu):
@@ -160,14 +179,18 @@ def measure_fio(o, img, count, depth, cpu):
            # A sequential pass ends at the end of the file: enough loops.
            "--loops=%d" % (count * 4096 // img.stat().st_size + 1),
            "--output-format=json"]
-    full, out = run(cmd, cpu)
+    full, out, _ = run(cmd, cpu)
     j = json.loads(out[out.index("{"):])
-    rd = j["jobs"][0]["read"]
+    job = j["jobs"][0]
+    rd = job["read"]
     if rd["total_ios"] < count or rd["runtime"] <= 0:
         raise SystemExit("bench_block.py: fio did %d of %d requests"
                          % (rd["total_ios"], count))
+    # usr_cpu and sys_cpu: percent of the job's runtime (ms).
+    cpu_s = (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["job_runtime"] / 1e3
     return full, rd["total_ios"] / rd["iops"], {
-        "version": j.get("fio version", "fio")}
+        "version": j.get("fio version", "fio"),
+        "cpu_ns_per_request": cpu_s * 1e9 / rd["total_ios"]}
 
 
 def main():
