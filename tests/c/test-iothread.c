@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <aiolab/aiolab.h>
 #include "harness.h"
 
@@ -389,16 +390,22 @@ static void spin_hook(void *ctx)
     event_notifier_set(&poll_e);
 }
 
+/* Called again by a retried attempt: the thread keeps its first context. */
 static AioContext *polling_setup(int64_t max, int64_t grow, int64_t shrink)
 {
-    AioContext *ctx = aio_context_new(&error_abort);
+    static AioContext *ctx;
 
-    qemu_set_current_aio_context(ctx);
-    event_notifier_init(&poll_e, false);
-    aio_set_event_notifier(ctx, &poll_e, poll_read, poll_never,
-                           poll_ready_none);
+    if (!ctx) {
+        ctx = aio_context_new(&error_abort);
+        qemu_set_current_aio_context(ctx);
+        event_notifier_init(&poll_e, false);
+        aio_set_event_notifier(ctx, &poll_e, poll_read, poll_never,
+                               poll_ready_none);
+    }
+    aiolab_set_before_wait_hook(NULL);
     aio_context_set_poll_params(ctx, max, grow, shrink, &error_abort);
     /* Fire once so the handler joins the poll list. */
+    poll_reads = 0;
     event_notifier_set(&poll_e);
     while (poll_reads == 0) {
         aio_poll(ctx, true);
@@ -411,23 +418,76 @@ static AioContext *polling_setup(int64_t max, int64_t grow, int64_t shrink)
     return ctx;
 }
 
+/*
+ * poll-max-ns is 20 ms in these tests, not QEMU's 32 us default: a
+ * blocking poll whose wait (polling included) outlasts poll-max-ns
+ * because the thread was preempted (easy on a loaded machine, or under
+ * a sanitizer) shrinks poll_ns and breaks the expected sequence.  The
+ * last step below the cap polls 8.7 ms, so 20 ms leaves 11 ms of margin
+ * (10 ms left 1.3 ms, and a loaded run failed).  A "long" wait spins
+ * 30 ms, beyond poll-max-ns on its own.
+ */
+#define POLL_MAX (20 * SCALE_MS)
+#define LONG_WAIT (30 * SCALE_MS)
+
+static bool preempted;      /* during the last blocking_poll_after() */
+
+static long involuntary_switches(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_THREAD, &ru);
+    return ru.ru_nivcsw;
+}
+
+/*
+ * A preemption shows as an involuntary context switch, or (when the
+ * hypervisor takes the virtual CPU away, which the guest does not count)
+ * as a short wait that lasted longer than poll-max-ns on the wall clock.
+ */
 static int64_t blocking_poll_after(AioContext *ctx, int64_t spin)
 {
+    long before = involuntary_switches();
+    int64_t t0 = now_ns();
+
     spin_ns = spin;
     aio_poll(ctx, true);
+    preempted = involuntary_switches() != before ||
+                (spin < POLL_MAX && now_ns() - t0 > POLL_MAX);
     return aiolab_aio_context_get_poll_ns(ctx);
 }
 
 /*
- * poll-max-ns is 10 ms in these tests, not QEMU's 32 us default: a
- * blocking poll that is preempted for longer than poll-max-ns (easy on a
- * loaded machine, or under TSan) would reset poll_ns and break the
- * expected sequence.  A "long" wait spins 20 ms.
+ * One step of an adaptive-polling sequence.  A preemption can only make
+ * a wait look longer, so a step that found a smaller poll_ns than
+ * expected after the scheduler took the CPU away proves nothing: the
+ * sequence is restarted (see RETRY_PREEMPTED).  Without a preemption a
+ * wrong value fails the test.
  */
-#define POLL_MAX (10 * SCALE_MS)
-#define LONG_WAIT (20 * SCALE_MS)
+#define POLL_STEP(ctx, spin, expect)                                       \
+    do {                                                                   \
+        int64_t got_ = blocking_poll_after(ctx, spin);                     \
+        if (got_ != (expect) && preempted) {                               \
+            aiolab_set_before_wait_hook(NULL);                             \
+            return false;                                                  \
+        }                                                                  \
+        ASSERT_EQ(got_, (expect));                                         \
+    } while (0)
 
-static void test_poll_grow_shrink_default(void)
+/* Run @once until one attempt was not disturbed by a preemption. */
+static void retry_preempted(bool (*once)(void))
+{
+    for (int i = 0; i < 50; i++) {
+        if (once()) {
+            return;
+        }
+    }
+    ASSERT_FALSE("every attempt was preempted in the middle: machine too "
+                 "loaded to check the polling arithmetic");
+}
+
+
+static bool poll_grow_shrink_default_once(void)
 {
     AioContext *ctx = polling_setup(POLL_MAX, 0, 0);
     int64_t expect = 4000;
@@ -436,30 +496,42 @@ static void test_poll_grow_shrink_default(void)
     ASSERT_EQ(aiolab_aio_context_get_poll_ns(ctx), 0);
     /* The first growth starts at 4 us, then it doubles. */
     for (int i = 0; i < 4; i++, expect *= 2) {
-        ASSERT_EQ(blocking_poll_after(ctx, 1000), expect);
+        POLL_STEP(ctx, 1000, expect);
     }
     /* One long wait (> poll-max-ns) drops it straight to 0. */
-    ASSERT_EQ(blocking_poll_after(ctx, LONG_WAIT), 0);
+    POLL_STEP(ctx, LONG_WAIT, 0);
     aiolab_set_before_wait_hook(NULL);
+    return true;
 }
 
-static void test_poll_grow_cap_and_shrink(void)
+static void test_poll_grow_shrink_default(void)
+{
+    retry_preempted(poll_grow_shrink_default_once);
+}
+
+static bool poll_grow_cap_and_shrink_once(void)
 {
     AioContext *ctx = polling_setup(POLL_MAX, 3, 2);
     int64_t expect = 4000;
 
     /* 4 us, then x3 per wait that outlasted the polling, up to the cap. */
     while (expect < POLL_MAX) {
-        ASSERT_EQ(blocking_poll_after(ctx, 1000), expect);
+        POLL_STEP(ctx, 1000, expect);
         expect *= 3;
     }
-    ASSERT_EQ(blocking_poll_after(ctx, 1000), POLL_MAX);    /* capped */
-    ASSERT_EQ(blocking_poll_after(ctx, LONG_WAIT), POLL_MAX / 2);
-    ASSERT_EQ(blocking_poll_after(ctx, LONG_WAIT), POLL_MAX / 4);
+    POLL_STEP(ctx, 1000, POLL_MAX);                         /* capped */
+    POLL_STEP(ctx, LONG_WAIT, POLL_MAX / 2);
+    POLL_STEP(ctx, LONG_WAIT, POLL_MAX / 4);
     /* Setting parameters resets the poll time. */
     aio_context_set_poll_params(ctx, POLL_MAX, 3, 2, &error_abort);
     ASSERT_EQ(aiolab_aio_context_get_poll_ns(ctx), 0);
     aiolab_set_before_wait_hook(NULL);
+    return true;
+}
+
+static void test_poll_grow_cap_and_shrink(void)
+{
+    retry_preempted(poll_grow_cap_and_shrink_once);
 }
 
 static void test_poll_only_when_all_pollable(void)
