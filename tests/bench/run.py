@@ -659,9 +659,10 @@ def row_table(row, results, med, errors, skipped):
         if "iops" in extra:
             notes.append("%.1fk IOPS" % (statistics.median(
                 r["iops"] for r in rs) / 1e3))
-        if "cpu_ns_per_request" in extra:
-            notes.append("CPU %s/request" % fmt_num(statistics.median(
-                r["cpu_ns_per_request"] for r in rs)))
+        cpu = [r["cpu_ns_per_request"] for r in rs
+               if "cpu_ns_per_request" in r]
+        if cpu:
+            notes.append("CPU %s/request" % fmt_num(statistics.median(cpu)))
         cpo = [r.get("calls_per_op") for r in rs if "calls_per_op" in r]
         if cpo and min(cpo) < 0.999:
             notes.append("WARNING: callback ran on only %.0f%% of "
