@@ -11,23 +11,17 @@ ending with "# machine: N passed, N failed, N skipped", as tests/run.py
 expects.  Exit status 0 iff nothing failed.  Standard library only.
 """
 import argparse
-import glob
-import importlib.util
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
+from testrunner import Skip, load_tests, run_case, run_suite  # noqa: E402
 
-class Skip(Exception):
-    pass
+__all__ = ["Skip", "Env"]           # test modules raise run.Skip
 
 
 class Env:
@@ -82,34 +76,14 @@ class Env:
             p.wait()
 
 
-def load_tests():
-    tests = []
-    sys.path.insert(0, HERE)
-    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
-        name = os.path.splitext(os.path.basename(path))[0]
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        for attr in dir(mod):
-            fn = getattr(mod, attr)
-            if attr.startswith("test_") and callable(fn):
-                line = fn.__code__.co_firstlineno
-                tests.append((name, line, attr, fn))
-    tests.sort(key=lambda t: (t[0], t[1]))
-    return [(f"{m}/{a[5:]}", fn) for m, _, a, fn in tests]
-
-
-def alarm_handler(signum, frame):
-    raise TimeoutError("test timed out")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
     ap.add_argument("-k", help="run tests whose name contains this")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
-    tests = load_tests()
+    sys.path.insert(0, HERE)
+    tests = [(f"{m}/{a[5:]}", fn) for m, a, fn in load_tests(HERE)]
     if args.k:
         tests = [t for t in tests if args.k in t[0]]
     if args.list:
@@ -117,44 +91,14 @@ def main():
             print(name)
         return 0
     vm = os.path.join(ROOT, args.build, "bin", "aiolab-vm")
-    counts = [0, 0, 0]
     if not os.access(vm, os.X_OK):
         print(f"# skip: {vm} not built (make)")
         print("# machine: 0 passed, 0 failed, 1 skipped")
         return 0
-    signal.signal(signal.SIGALRM, alarm_handler)
-    for i, (name, fn) in enumerate(tests, 1):
-        tmp = tempfile.mkdtemp(prefix="aiolab-machine-")
-        env = Env(args.build, tmp)
-        t0 = time.monotonic()
-        status, detail = "ok", ""
-        signal.alarm(int(getattr(fn, "timeout", 40)))
-        try:
-            fn(env)
-        except Exception as e:
-            # test modules raise run.Skip: the same class under another
-            # module name than this script's __main__.Skip
-            if type(e).__name__ != "Skip":
-                status, detail = "not ok", traceback.format_exc()
-            else:
-                status, detail = "skip", str(e)
-        finally:
-            signal.alarm(0)
-            env.cleanup()
-            shutil.rmtree(tmp, ignore_errors=True)
-        dt = time.monotonic() - t0
-        if status == "skip":
-            print(f"ok {i} {name} # skip {detail}")
-            counts[2] += 1
-        else:
-            print(f"{status} {i} {name} ({dt:.2f}s)")
-            counts[0 if status == "ok" else 1] += 1
-        for line in detail.rstrip().splitlines() if status != "skip" else []:
-            print("# " + line)
-        sys.stdout.flush()
-    print(f"# machine: {counts[0]} passed, {counts[1]} failed, "
-          f"{counts[2]} skipped")
-    return 1 if counts[1] else 0
+    return run_suite("machine", [
+        (name, lambda fn=fn: run_case(fn, lambda tmp: Env(args.build, tmp),
+                                      "aiolab-machine-", 40))
+        for name, fn in tests])
 
 
 if __name__ == "__main__":

@@ -20,22 +20,17 @@ nothing failed.  Every external process runs under timeout(1) and is
 stopped by its own PID.
 """
 import argparse
-import glob
-import importlib.util
 import os
-import shutil
-import signal
 import sys
-import tempfile
-import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "machine"))  # qmp.py
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
 import server  # noqa: E402
+from testrunner import load_tests, run_case, run_suite  # noqa: E402
 
 
 class Env:
@@ -64,51 +59,20 @@ class Env:
             d.kill()
 
 
-def load_tests():
-    tests = []
-    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
-        name = os.path.splitext(os.path.basename(path))[0]
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        for attr in dir(mod):
-            fn = getattr(mod, attr)
-            if attr.startswith("test_") and callable(fn):
-                tests.append((name, fn.__code__.co_firstlineno, attr, fn))
-    tests.sort(key=lambda t: (t[0], t[1]))
+def cases():
+    """(name, test, kind): a test marked @reference once per kind."""
     out = []
-    for m, _, a, fn in tests:
-        kinds = getattr(fn, "kinds", [None])
-        for k in kinds:
+    for m, a, fn in load_tests(HERE):
+        for k in getattr(fn, "kinds", [None]):
             out.append((f"{m[5:]}/{a[5:]}" + (f"/{k}" if k else ""), fn, k))
     return out
 
 
-def alarm_handler(signum, frame):
-    raise TimeoutError("test timed out")
-
-
-def run_one(build, name, fn, kind):
-    tmp = tempfile.mkdtemp(prefix="aiolab-nbd-")
-    env = Env(build, tmp, kind)
-    status, detail = "ok", ""
-    signal.alarm(int(getattr(fn, "timeout", 60)))
-    try:
-        fn(env)
-    except Exception as e:
-        if type(e).__name__ == "Skip":
-            status, detail = "skip", str(e)
-        else:
-            status, detail = "not ok", traceback.format_exc()
-            env.cleanup()
-            for d in env.daemons:
-                if d.stderr_text:
-                    detail += f"\n{d.kind} daemon stderr:\n{d.stderr_text}"
-    finally:
-        signal.alarm(0)
-        env.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return status, detail
+def daemons_stderr(env):
+    """A failed test's detail ends with its daemons' stderr."""
+    env.cleanup()
+    return "".join(f"\n{d.kind} daemon stderr:\n{d.stderr_text}"
+                   for d in env.daemons if d.stderr_text)
 
 
 def main():
@@ -120,7 +84,7 @@ def main():
                     help="skip the qemu-storage-daemon runs (sanitizer "
                          "builds of the daemon)")
     args = ap.parse_args()
-    tests = load_tests()
+    tests = cases()
     if args.no_reference:
         tests = [t for t in tests if t[2] != "qsd"]
     if args.k:
@@ -129,24 +93,11 @@ def main():
         for name, _, _ in tests:
             print(name)
         return 0
-    signal.signal(signal.SIGALRM, alarm_handler)
-    counts = [0, 0, 0]
-    for i, (name, fn, kind) in enumerate(tests, 1):
-        t0 = time.monotonic()
-        status, detail = run_one(args.build, name, fn, kind)
-        dt = time.monotonic() - t0
-        if status == "skip":
-            print(f"ok {i} {name} # skip {detail}")
-            counts[2] += 1
-        else:
-            print(f"{status} {i} {name} ({dt:.2f}s)")
-            counts[0 if status == "ok" else 1] += 1
-            for line in detail.rstrip().splitlines():
-                print("# " + line)
-        sys.stdout.flush()
-    print(f"# nbd: {counts[0]} passed, {counts[1]} failed, "
-          f"{counts[2]} skipped")
-    return 1 if counts[1] else 0
+    return run_suite("nbd", [
+        (name, lambda fn=fn, kind=kind: run_case(
+            fn, lambda tmp: Env(args.build, tmp, kind), "aiolab-nbd-", 60,
+            daemons_stderr))
+        for name, fn, kind in tests])
 
 
 if __name__ == "__main__":
