@@ -37,6 +37,7 @@
 #include "util/check.h"
 #include "util/thread.h"
 #include "util/trace-internal.h"
+#include "util/mem.h"
 
 /* A handler busy-polled without success for this long stops being polled
  * (io_uring only: poll and epoll cannot see fd events in userspace). */
@@ -146,7 +147,7 @@ void aio_set_fd_handler(AioContext *ctx, int fd, IOHandler *io_read,
     } else {
         poll_disable_change = !io_poll - (node && !node->io_poll);
         /* Replace rather than modify: a walker may be using @node. */
-        new_node = calloc(1, sizeof(*new_node));
+        new_node = aiolab_xcalloc(1, sizeof(*new_node));
         new_node->io_read = io_read;
         new_node->io_write = io_write;
         new_node->io_poll = io_poll;

@@ -27,6 +27,7 @@
 #include "util/check.h"
 #include "util/thread.h"
 #include "util/trace-internal.h"
+#include "util/mem.h"
 
 /* --- the registry of contexts (for the dump) ------------------------ */
 
@@ -231,7 +232,7 @@ static QEMUBH *aio_bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
 
     REQUIRE_LIVE(ctx, AIO_CONTEXT_MAGIC, "AioContext");
     REQUIRE_NONNULL(cb);
-    bh = calloc(1, sizeof(*bh));
+    bh = aiolab_xcalloc(1, sizeof(*bh));
     bh->ctx = ctx;
     bh->cb = cb;
     bh->opaque = opaque;
@@ -561,7 +562,7 @@ AioContext *aio_context_new(Error **errp)
 
 AioContext *aio_context_new_fdmon(const char *fdmon, Error **errp)
 {
-    AioContext *ctx = calloc(1, sizeof(*ctx));
+    AioContext *ctx = aiolab_xcalloc(1, sizeof(*ctx));
     char name[32];
     int ret;
 

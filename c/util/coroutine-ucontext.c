@@ -84,6 +84,7 @@
 #include "util/atomic.h"
 #include "util/check.h"
 #include "util/coroutine-int.h"
+#include "util/mem.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define AIOLAB_CO_ASAN 1
@@ -398,10 +399,7 @@ Coroutine *qemu_coroutine_new(void)
     ucontext_t uc;
     PtrInts arg;
 
-    co = calloc(1, sizeof(*co));
-    if (!co) {
-        aiolab_die(__func__, "out of memory");
-    }
+    co = aiolab_xcalloc(1, sizeof(*co));
     co_stack_alloc(co);
 
     if (getcontext(&uc) < 0) {

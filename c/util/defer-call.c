@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <aiolab/defer-call.h>
 #include "util/check.h"
+#include "util/mem.h"
 
 typedef struct {
     void (*fn)(void *);
@@ -33,7 +34,7 @@ void defer_call(void (*fn)(void *), void *opaque)
     }
     if (n_deferred == n_alloc) {
         n_alloc = n_alloc ? n_alloc * 2 : 16;
-        deferred = realloc(deferred, n_alloc * sizeof(*deferred));
+        deferred = aiolab_xrealloc(deferred, n_alloc * sizeof(*deferred));
     }
     deferred[n_deferred++] = (DeferredCall){ fn, opaque };
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <aiolab/error.h>
 #include "util/check.h"
+#include "util/mem.h"
 
 struct Error {
     char *msg;
@@ -25,7 +26,7 @@ static char *vformat(const char *fmt, va_list ap)
     char *s = NULL;
 
     if (vasprintf(&s, fmt, ap) < 0) {
-        abort();
+        aiolab_die(__func__, "failed to format a message (out of memory)");
     }
     return s;
 }
@@ -52,7 +53,7 @@ static void error_handle(Error **errp, Error *err)
 
 void error_setg(Error **errp, const char *fmt, ...)
 {
-    Error *err = calloc(1, sizeof(*err));
+    Error *err = aiolab_xcalloc(1, sizeof(*err));
     va_list ap;
 
     va_start(ap, fmt);
@@ -63,16 +64,14 @@ void error_setg(Error **errp, const char *fmt, ...)
 
 void error_setg_errno(Error **errp, int errno_val, const char *fmt, ...)
 {
-    Error *err = calloc(1, sizeof(*err));
+    Error *err = aiolab_xcalloc(1, sizeof(*err));
     char *head;
     va_list ap;
 
     va_start(ap, fmt);
     head = vformat(fmt, ap);
     va_end(ap);
-    if (asprintf(&err->msg, "%s: %s", head, strerror(errno_val)) < 0) {
-        abort();
-    }
+    err->msg = aiolab_xasprintf("%s: %s", head, strerror(errno_val));
     free(head);
     error_handle(errp, err);
 }
@@ -101,9 +100,7 @@ void error_prepend(Error **errp, const char *fmt, ...)
     va_start(ap, fmt);
     head = vformat(fmt, ap);
     va_end(ap);
-    if (asprintf(&msg, "%s%s", head, (*errp)->msg) < 0) {
-        abort();
-    }
+    msg = aiolab_xasprintf("%s%s", head, (*errp)->msg);
     free(head);
     free((*errp)->msg);
     (*errp)->msg = msg;

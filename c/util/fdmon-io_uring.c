@@ -24,6 +24,7 @@
 #include <string.h>
 #include "util/aio-internal.h"
 #include "util/check.h"
+#include "util/mem.h"
 
 #ifdef CONFIG_LIBURING
 #include <liburing.h>
@@ -254,7 +255,7 @@ const FDMonOps fdmon_io_uring_ops = {
 /* Switch to io_uring.  list_lock's mutex held. */
 bool fdmon_io_uring_setup_locked(AioContext *ctx)
 {
-    FDMonIoUring *u = calloc(1, sizeof(*u));
+    FDMonIoUring *u = aiolab_xcalloc(1, sizeof(*u));
     AioHandler *node;
 
     if (io_uring_queue_init(FDMON_IO_URING_ENTRIES, &u->ring, 0) != 0) {

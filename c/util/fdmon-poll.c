@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "util/aio-internal.h"
+#include "util/mem.h"
 
 #define EPOLL_ENABLE_THRESHOLD 64
 
@@ -46,8 +47,8 @@ static void add_pollfd(AioHandler *node)
     }
     if (npfd == nalloc) {
         nalloc = nalloc ? nalloc * 2 : 8;
-        pollfds = realloc(pollfds, nalloc * sizeof(*pollfds));
-        nodes = realloc(nodes, nalloc * sizeof(*nodes));
+        pollfds = aiolab_xrealloc(pollfds, nalloc * sizeof(*pollfds));
+        nodes = aiolab_xrealloc(nodes, nalloc * sizeof(*nodes));
     }
     pollfds[npfd] = (struct pollfd){
         .fd = node->pfd.fd,

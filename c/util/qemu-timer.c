@@ -22,6 +22,7 @@
 #include "util/thread.h"
 #include "util/trace-internal.h"
 #include "util/timer-internal.h"
+#include "util/mem.h"
 
 typedef struct QEMUClock {
     bool enabled;               /* atomic */
@@ -181,7 +182,7 @@ void qemu_clock_enable(QEMUClockType type, bool enabled)
 static QEMUTimerList *timerlist_new(QEMUClockType type,
                                     QEMUTimerListNotifyCB *cb, void *opaque)
 {
-    QEMUTimerList *tl = calloc(1, sizeof(*tl));
+    QEMUTimerList *tl = aiolab_xcalloc(1, sizeof(*tl));
 
     tl->type = type;
     tl->notify_cb = cb;
@@ -355,7 +356,7 @@ QEMUTimer *timer_new_tl(QEMUTimerListGroup *tlg, QEMUClockType type,
                    "got an invalid clock type %d", (int)type);
     AIOLAB_REQUIRE(scale > 0, "got an invalid scale %d", scale);
     REQUIRE_NONNULL(cb);
-    ts = calloc(1, sizeof(*ts));
+    ts = aiolab_xcalloc(1, sizeof(*ts));
     ts->timer_list = tlg->tl[type];
     ts->cb = cb;
     ts->opaque = opaque;

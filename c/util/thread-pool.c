@@ -35,6 +35,7 @@
 #include "util/check.h"
 #include "util/thread.h"
 #include "util/trace-internal.h"
+#include "util/mem.h"
 
 enum ThreadState {
     THREAD_QUEUED,
@@ -100,7 +101,7 @@ void aiolab_thread_pool_set_idle_timeout_ns(int64_t ns)
 void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockCompletionFunc *cb,
                    void *opaque)
 {
-    BlockAIOCB *acb = calloc(1, aiocb_info->aiocb_size);
+    BlockAIOCB *acb = aiolab_xcalloc(1, aiocb_info->aiocb_size);
 
     acb->aiocb_info = aiocb_info;
     acb->cb = cb;
@@ -184,7 +185,7 @@ static void *worker_thread(void *opaque)
         pthread_mutex_lock(&pool->lock);
     }
     pool->cur_threads--;
-    me = malloc(sizeof(*me));
+    me = aiolab_xmalloc(sizeof(*me));
     me->thread = pthread_self();
     me->next = pool->exited;
     pool->exited = me;
@@ -428,7 +429,7 @@ void thread_pool_update_params(ThreadPool *pool, AioContext *ctx)
 
 ThreadPool *thread_pool_new(AioContext *ctx)
 {
-    ThreadPool *pool = calloc(1, sizeof(*pool));
+    ThreadPool *pool = aiolab_xcalloc(1, sizeof(*pool));
     pthread_condattr_t attr;
 
     pool->ctx = ctx;

@@ -16,6 +16,7 @@
 #include <aiolab/trace.h>
 #include "util/atomic.h"
 #include "util/thread.h"
+#include "util/mem.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static AiolabThread *registry_head;
@@ -49,7 +50,7 @@ AiolabThread *aiolab_thread_self(void)
     if (likely(t)) {
         return t;
     }
-    t = calloc(1, sizeof(*t));
+    t = aiolab_xcalloc(1, sizeof(*t));
     t->tid = aiolab_gettid();
     if (pthread_getname_np(pthread_self(), t->name, sizeof(t->name)) != 0) {
         snprintf(t->name, sizeof(t->name), "thread-%d", t->tid);
@@ -120,7 +121,7 @@ static void *thread_trampoline(void *opaque)
 int aiolab_thread_create(pthread_t *thread, const char *name,
                          void *(*fn)(void *), void *arg)
 {
-    ThreadStart *ts = calloc(1, sizeof(*ts));
+    ThreadStart *ts = aiolab_xcalloc(1, sizeof(*ts));
     sigset_t set, old;
     int ret;
 
@@ -178,7 +179,7 @@ static const char *intern_slow(const char *s)
         }
     }
     if (!i) {
-        i = malloc(sizeof(*i) + len + 1);
+        i = aiolab_xmalloc(sizeof(*i) + len + 1);
         memcpy(i->s, s, len + 1);
         i->next = interned;
         interned = i;

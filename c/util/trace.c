@@ -17,6 +17,7 @@
 #include <aiolab/trace.h>
 #include "util/thread.h"
 #include "util/trace-internal.h"
+#include "util/mem.h"
 
 int aiolab_trace_on = 1;
 __thread TraceRing *trace_ring_tls AIOLAB_TLS_IE;
@@ -100,7 +101,7 @@ int64_t trace_ticks_to_ns(uint64_t ticks)
 TraceRing *trace_ring_alloc_self(void)
 {
     AiolabThread *t = aiolab_thread_self();
-    TraceRing *r = calloc(1, sizeof(*r));
+    TraceRing *r = calloc(1, sizeof(*r));   /* none: this thread untraced */
 
     if (!r) {
         return NULL;
@@ -181,7 +182,7 @@ static int collected_cmp(const void *a, const void *b)
 static Collected *collect_all(size_t *n_out, int64_t since_ns)
 {
     size_t cap = 1024, n = 0;
-    Collected *all = malloc(cap * sizeof(*all));
+    Collected *all = aiolab_xmalloc(cap * sizeof(*all));
     double ns_per_tick = trace_calibrate();
     AiolabThread *t;
 
@@ -209,7 +210,7 @@ static Collected *collect_all(size_t *n_out, int64_t since_ns)
             }
             if (n == cap) {
                 cap *= 2;
-                all = realloc(all, cap * sizeof(*all));
+                all = aiolab_xrealloc(all, cap * sizeof(*all));
             }
             c = &all[n++];
             c->seq = (unsigned)(i - start);
@@ -293,7 +294,7 @@ static Depth *depth_of(Depth **tab, size_t *n, int tid)
             return &(*tab)[i];
         }
     }
-    *tab = realloc(*tab, (*n + 1) * sizeof(**tab));
+    *tab = aiolab_xrealloc(*tab, (*n + 1) * sizeof(**tab));
     (*tab)[*n] = (Depth){ tid, 0 };
     return &(*tab)[(*n)++];
 }
