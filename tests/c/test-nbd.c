@@ -21,10 +21,8 @@
 
 #define MiB (1 << 20)
 
-static const NBDExportLimits rw = { 8 * MiB, true, false,
-                                    NBD_MAX_BUFFER_SIZE };
-static const NBDExportLimits ro = { 8 * MiB, false, true,
-                                    NBD_MAX_BUFFER_SIZE };
+static const NBDExportLimits rw = { 8 * MiB, true, false, NBD_MAX_BUFFER_SIZE };
+static const NBDExportLimits ro = { 8 * MiB, false, true, NBD_MAX_BUFFER_SIZE };
 
 static void put_request(uint8_t *b, uint16_t flags, uint16_t type,
                         uint64_t cookie, uint64_t from, uint32_t len)
@@ -70,12 +68,10 @@ static void test_check_request(void)
         { NBD_CMD_READ, NBD_CMD_FLAG_FUA, 0, 0, &rw, NBD_REQ_SERVE, 0, 0 },
         { NBD_CMD_READ, 0, 8 * MiB - 1, 1, &rw, NBD_REQ_SERVE, 0, 0 },
         { NBD_CMD_READ, 0, 8 * MiB, 0, &rw, NBD_REQ_SERVE, 0, 0 },
-        { NBD_CMD_READ, 0, 8 * MiB - 1, 2, &rw, NBD_REQ_ERROR, NBD_EINVAL,
-          0 },
-        { NBD_CMD_READ, 0, UINT64_MAX, 2, &rw, NBD_REQ_ERROR, NBD_EINVAL,
-          0 },
-        { NBD_CMD_READ, NBD_CMD_FLAG_DF, 0, 512, &rw, NBD_REQ_ERROR,
-          NBD_EINVAL, 0 },      /* DF needs structured replies */
+        { NBD_CMD_READ, 0, 8 * MiB - 1, 2, &rw, NBD_REQ_ERROR, NBD_EINVAL, 0 },
+        { NBD_CMD_READ, 0, UINT64_MAX, 2, &rw, NBD_REQ_ERROR, NBD_EINVAL, 0 },
+        { NBD_CMD_READ, NBD_CMD_FLAG_DF, 0, 512, &rw, NBD_REQ_ERROR, NBD_EINVAL,
+          0 }, /* DF needs structured replies */
         { NBD_CMD_READ, NBD_CMD_FLAG_DF, 0, 512, &ro, NBD_REQ_SERVE, 0, 0 },
         { NBD_CMD_READ, NBD_CMD_FLAG_NO_HOLE, 0, 512, &rw, NBD_REQ_ERROR,
           NBD_EINVAL, 0 },
@@ -84,7 +80,7 @@ static void test_check_request(void)
         { NBD_CMD_WRITE, NBD_CMD_FLAG_FUA, 4096, 4096, &rw, NBD_REQ_SERVE, 0,
           4096 },
         { NBD_CMD_WRITE, 0, 8 * MiB - 1, 2, &rw, NBD_REQ_ERROR, NBD_ENOSPC,
-          2 },                  /* refused, but its data is read */
+          2 }, /* refused, but its data is read */
         { NBD_CMD_WRITE, 0, 0, 512, &ro, NBD_REQ_ERROR, NBD_EPERM, 512 },
         { NBD_CMD_WRITE, NBD_CMD_FLAG_FAST_ZERO, 0, 512, &rw, NBD_REQ_ERROR,
           NBD_EINVAL, 512 },
@@ -95,16 +91,16 @@ static void test_check_request(void)
         { NBD_CMD_TRIM, 0, 0, 8 * MiB, &rw, NBD_REQ_SERVE, 0, 0 },
         { NBD_CMD_TRIM, 0, 0, 512, &ro, NBD_REQ_ERROR, NBD_EPERM, 0 },
         { NBD_CMD_TRIM, 0, 8 * MiB, 1, &rw, NBD_REQ_ERROR, NBD_EINVAL, 0 },
-        { NBD_CMD_WRITE_ZEROES, NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO |
-          NBD_CMD_FLAG_FUA, 0, 4096, &rw, NBD_REQ_SERVE, 0, 0 },
-        { NBD_CMD_WRITE_ZEROES, 0, 8 * MiB, 1, &rw, NBD_REQ_ERROR,
-          NBD_ENOSPC, 0 },
+        { NBD_CMD_WRITE_ZEROES,
+          NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO | NBD_CMD_FLAG_FUA, 0,
+          4096, &rw, NBD_REQ_SERVE, 0, 0 },
+        { NBD_CMD_WRITE_ZEROES, 0, 8 * MiB, 1, &rw, NBD_REQ_ERROR, NBD_ENOSPC,
+          0 },
         { NBD_CMD_WRITE_ZEROES, NBD_CMD_FLAG_DF, 0, 1, &rw, NBD_REQ_ERROR,
           NBD_EINVAL, 0 },
         { NBD_CMD_DISC, 0, 0, 0, &rw, NBD_REQ_DISCONNECT, 0, 0 },
         { NBD_CMD_CACHE, 0, 0, 512, &rw, NBD_REQ_ERROR, NBD_EINVAL, 0 },
-        { NBD_CMD_BLOCK_STATUS, 0, 0, 512, &rw, NBD_REQ_ERROR, NBD_EINVAL,
-          0 },
+        { NBD_CMD_BLOCK_STATUS, 0, 0, 512, &rw, NBD_REQ_ERROR, NBD_EINVAL, 0 },
         { 999, 0, 0, 0, &rw, NBD_REQ_ERROR, NBD_EINVAL, 0 },
     };
     size_t i;
@@ -118,15 +114,14 @@ static void test_check_request(void)
                                                 &why);
 
         printf("# case %zu: %s flags 0x%x %llu+%u -> %d (%s)\n", i,
-               nbd_cmd_name(t->type), t->flags,
-               (unsigned long long)t->from, t->len, v, why ? why : "");
+               nbd_cmd_name(t->type), t->flags, (unsigned long long)t->from,
+               t->len, v, why ? why : "");
         ASSERT_EQ(v, t->verdict);
         ASSERT_EQ(payload, t->payload);
         if (v == NBD_REQ_ERROR) {
             ASSERT_EQ(error, t->error);
         }
-        ASSERT_TRUE((why != NULL) == (v == NBD_REQ_ERROR ||
-                                      v == NBD_REQ_DROP));
+        ASSERT_TRUE((why != NULL) == (v == NBD_REQ_ERROR || v == NBD_REQ_DROP));
     }
 }
 
@@ -147,8 +142,7 @@ static uint32_t info_opt(uint8_t *b, const char *name, int n,
 
 static void test_parse_info(void)
 {
-    static const uint16_t reqs[] = { NBD_INFO_BLOCK_SIZE, 77,
-                                     NBD_INFO_NAME };
+    static const uint16_t reqs[] = { NBD_INFO_BLOCK_SIZE, 77, NBD_INFO_NAME };
     uint8_t b[8192];
     NBDInfoOpt o;
     const char *why = NULL;
@@ -176,7 +170,7 @@ static void test_parse_info(void)
     nbd_st16(b + 4 + 4097, 0);
     ASSERT_FALSE(nbd_parse_info_opt(b, 4097 + 6, &o, &why));
     ASSERT_STR_CONTAINS(why, "4096");
-    len = info_opt(b, "", 0, NULL);         /* the default export */
+    len = info_opt(b, "", 0, NULL); /* the default export */
     ASSERT_TRUE(nbd_parse_info_opt(b, len, &o, &why));
     ASSERT_EQ(o.name_len, 0);
 }
@@ -244,7 +238,8 @@ static void test_server_errors(void)
     ok = nbd_server_start("addr.type=unix,addr.path=/x,tls-creds=a", &err);
     expect_error(ok, &err, "Parameter 'tls-creds' is unexpected");
     ok = nbd_server_start("addr.type=unix,addr.path=/nonexistent/s", &err);
-    expect_error(ok, &err, "Failed to bind socket to /nonexistent/s: "
+    expect_error(ok, &err,
+                 "Failed to bind socket to /nonexistent/s: "
                  "No such file or directory");
     ASSERT_FALSE(nbd_server_is_running());
     start_server();
@@ -257,7 +252,7 @@ static void test_server_errors(void)
                      &err) != NULL;
     expect_error(ok, &err, "Parameter 'multi-conn' expects 'on' or 'off'");
     ASSERT_TRUE(access(sock_path, F_OK) == 0);
-    nbd_server_stop(&error_abort);          /* closes the export too */
+    nbd_server_stop(&error_abort); /* closes the export too */
     ASSERT_PTR_EQ(blk_exp_find("e0"), NULL);
     ASSERT_TRUE(access(sock_path, F_OK) < 0);
     bdrv_unref(bs);
@@ -268,8 +263,8 @@ static void test_server_errors(void)
 typedef struct Writer {
     pthread_t thread;
     int fd;
-    bool stop;                  /* atomic */
-    bool done;                  /* atomic: disconnected */
+    bool stop; /* atomic */
+    bool done; /* atomic: disconnected */
     int64_t sent, answered, errors;
 } Writer;
 
@@ -309,7 +304,7 @@ static int client_connect(const char *name)
     memcpy(b + 24, name, len);
     nbd_st16(b + 24 + len, 0);
     xwrite(fd, b, 26 + len);
-    do {                        /* REP_INFO..., then REP_ACK */
+    do { /* REP_INFO..., then REP_ACK */
         xread(fd, b, NBD_OPT_REPLY_HDR_SIZE);
         type = nbd_ld32(b + 12);
         ASSERT_TRUE(type == NBD_REP_INFO || type == NBD_REP_ACK);
@@ -396,11 +391,14 @@ static void test_drained_while_writing(void)
     io0 = iothread_create("io0", &error_abort);
     ctxs[0] = iothread_get_aio_context(io0);
     ctxs[1] = qemu_get_aio_context();
-    bs = bdrv_open(NULL, NULL, "driver=aiolab-test,size=4M,node-name=t0,"
-                   "latency-ns=50000", BDRV_O_RDWR, &error_abort);
+    bs = bdrv_open(NULL, NULL,
+                   "driver=aiolab-test,size=4M,node-name=t0,"
+                   "latency-ns=50000",
+                   BDRV_O_RDWR, &error_abort);
     start_server();
     blk_exp_add("type=nbd,id=e0,node-name=t0,name=disk,writable=on,"
-                "iothread=io0", &error_abort);
+                "iothread=io0",
+                &error_abort);
     ASSERT_PTR_EQ(bdrv_get_aio_context(bs), ctxs[0]);
     ASSERT_EQ(pthread_create(&w.thread, NULL, writer_thread, &w), 0);
     wait_writes(bs, 20);
@@ -419,7 +417,7 @@ static void test_drained_while_writing(void)
                                         &error_abort);
         }
         bdrv_drained_end(bs);
-        wait_writes(bs, n);     /* the client's writes flow again */
+        wait_writes(bs, n); /* the client's writes flow again */
     }
     __atomic_store_n(&w.stop, true, __ATOMIC_RELEASE);
     /* The last rounds may have left the node in the main loop. */
@@ -433,21 +431,19 @@ static void test_drained_while_writing(void)
     ASSERT_EQ(w.answered, w.sent);
     ASSERT_EQ(node_writes(bs), w.sent);
     nbd_server_stop(&error_abort);
-    bdrv_try_change_aio_context(bs, qemu_get_aio_context(), NULL,
-                                &error_abort);
+    bdrv_try_change_aio_context(bs, qemu_get_aio_context(), NULL, &error_abort);
     bdrv_unref(bs);
     iothread_destroy(io0);
 }
 
-static const TestCase tests[] = {
-    { "/nbd/parse/request", test_parse_request },
-    { "/nbd/check/request", test_check_request },
-    { "/nbd/parse/info", test_parse_info },
-    { "/nbd/errno", test_errno },
-    { "/nbd/server/errors", test_server_errors },
-    { "/nbd/drained-while-writing", test_drained_while_writing },
-    { NULL }
-};
+static const TestCase tests[] = { { "/nbd/parse/request", test_parse_request },
+                                  { "/nbd/check/request", test_check_request },
+                                  { "/nbd/parse/info", test_parse_info },
+                                  { "/nbd/errno", test_errno },
+                                  { "/nbd/server/errors", test_server_errors },
+                                  { "/nbd/drained-while-writing",
+                                    test_drained_while_writing },
+                                  { NULL } };
 
 int main(int argc, char **argv)
 {
