@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block/block_int.h"
+#include "util/mem.h"
 
 enum {
     BLKDBG_READ_AIO, BLKDBG_WRITE_AIO, BLKDBG_PWRITEV_ZERO, BLKDBG_DISCARD,
@@ -111,7 +112,7 @@ static int blkdebug_add_rule(BDRVBlkdebugState *s, unsigned iotypes,
                              int error, int64_t offset, int64_t length,
                              bool once)
 {
-    BlkdebugRule *rule = calloc(1, sizeof(*rule));
+    BlkdebugRule *rule = aiolab_xcalloc(1, sizeof(*rule));
 
     rule->iotypes = iotypes;
     rule->error = error;
@@ -410,9 +411,9 @@ static int blkdebug_debug_breakpoint(BlockDriverState *bs, const char *event,
     if (ev < 0) {
         return -EINVAL;
     }
-    b = calloc(1, sizeof(*b));
+    b = aiolab_xcalloc(1, sizeof(*b));
     b->event = ev;
-    b->tag = strdup(tag);
+    b->tag = aiolab_xstrdup(tag);
     pthread_mutex_lock(&s->lock);
     QLIST_INSERT_HEAD(&s->breakpoints, b, next);
     pthread_mutex_unlock(&s->lock);

@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include "block/block_int.h"
 #include "util/trace-internal.h"
+#include "util/mem.h"
 
 /* --- a minimal transaction ----------------------------------------------- */
 
@@ -67,7 +68,7 @@ struct Transaction {
 
 Transaction *tran_new(void)
 {
-    Transaction *tran = calloc(1, sizeof(*tran));
+    Transaction *tran = aiolab_xcalloc(1, sizeof(*tran));
 
     QSLIST_INIT(&tran->actions);
     return tran;
@@ -76,7 +77,7 @@ Transaction *tran_new(void)
 void tran_add(Transaction *tran, const TransactionActionDrv *drv,
               void *opaque)
 {
-    TransactionAction *act = calloc(1, sizeof(*act));
+    TransactionAction *act = aiolab_xcalloc(1, sizeof(*act));
 
     act->drv = drv;
     act->opaque = opaque;
@@ -128,7 +129,8 @@ bool bdrv_visited_add(BdrvVisited *visited, BdrvChild *c)
     }
     if (visited->n == visited->cap) {
         visited->cap = visited->cap ? 2 * visited->cap : 8;
-        visited->v = realloc(visited->v, visited->cap * sizeof(*visited->v));
+        visited->v = aiolab_xreallocarray(visited->v, visited->cap,
+                                          sizeof(*visited->v));
     }
     visited->v[visited->n++] = c;
     return true;
@@ -152,7 +154,7 @@ void bdrv_add_aio_context_notifier(BlockDriverState *bs,
     REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
     REQUIRE_NONNULL(attached_aio_context);
     REQUIRE_NONNULL(detach_aio_context);
-    ban = calloc(1, sizeof(*ban));
+    ban = aiolab_xcalloc(1, sizeof(*ban));
     ban->attached_aio_context = attached_aio_context;
     ban->detach_aio_context = detach_aio_context;
     ban->opaque = opaque;
@@ -310,7 +312,7 @@ bool bdrv_change_aio_context(BlockDriverState *bs, AioContext *ctx,
             return false;
         }
     }
-    state = calloc(1, sizeof(*state));
+    state = aiolab_xcalloc(1, sizeof(*state));
     state->new_ctx = ctx;
     state->bs = bs;
     /* Paired with bdrv_set_aio_context_clean().  No poll here (see the
@@ -324,8 +326,9 @@ bool bdrv_change_aio_context(BlockDriverState *bs, AioContext *ctx,
     if (visited->n_drained == visited->cap_drained) {
         visited->cap_drained = visited->cap_drained ? 2 * visited->cap_drained
                                                     : 8;
-        visited->drained = realloc(visited->drained, visited->cap_drained *
-                                   sizeof(*visited->drained));
+        visited->drained = aiolab_xreallocarray(visited->drained,
+                                                visited->cap_drained,
+                                                sizeof(*visited->drained));
     }
     visited->drained[visited->n_drained++] = bs;
     tran_add(tran, &set_aio_context, state);

@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "block/block_int.h"
+#include "util/mem.h"
 
 typedef struct BlkParked {
     Coroutine *co;
@@ -211,7 +212,7 @@ static bool blk_root_change_aio_ctx(BdrvChild *child, AioContext *ctx,
         error_setg(errp, "Cannot change iothread of active block backend");
         return false;
     }
-    s = calloc(1, sizeof(*s));
+    s = aiolab_xcalloc(1, sizeof(*s));
     s->new_ctx = ctx;
     s->blk = blk;
     tran_add(tran, &set_blk_root_context, s);
@@ -244,8 +245,7 @@ BlockBackend *blk_new(AioContext *ctx)
     BlockBackend *blk;
 
     GLOBAL_STATE_CODE();
-    blk = calloc(1, sizeof(*blk));
-    AIOLAB_ASSERT(blk, "out of memory");
+    blk = aiolab_xcalloc(1, sizeof(*blk));
     blk->magic = BLK_MAGIC;
     blk->refcnt = 1;
     blk->ctx = ctx ? ctx : qemu_get_aio_context();
@@ -421,7 +421,7 @@ void blk_add_aio_context_notifier(BlockBackend *blk,
 
     GLOBAL_STATE_CODE();
     REQUIRE_LIVE(blk, BLK_MAGIC, "BlockBackend");
-    n = calloc(1, sizeof(*n));
+    n = aiolab_xcalloc(1, sizeof(*n));
     n->attached_aio_context = attached_aio_context;
     n->detach_aio_context = detach_aio_context;
     n->opaque = opaque;

@@ -44,6 +44,7 @@
 #include <ctype.h>
 #include "block/block_int.h"
 #include "util/thread.h"
+#include "util/mem.h"
 
 static QTAILQ_HEAD(, BlockDriverState) all_bdrv_states =
     QTAILQ_HEAD_INITIALIZER(all_bdrv_states);
@@ -71,10 +72,9 @@ static const BlockDriver *bdrv_find_format(const char *name)
 
 BlockDriverState *bdrv_new(void)
 {
-    BlockDriverState *bs = calloc(1, sizeof(*bs));
+    BlockDriverState *bs = aiolab_xcalloc(1, sizeof(*bs));
     int i;
 
-    AIOLAB_ASSERT(bs, "out of memory");
     bs->magic = BDS_MAGIC;
     bs->refcnt = 1;
     bs->aio_context = qemu_get_aio_context();
@@ -218,7 +218,8 @@ static BlockDriverState *bdrv_open_common(const BlockDriver *drv,
      * replayed to it after open; later ones reach it directly. */
     replay = bs->quiesce_counter;
     bs->drv = drv;
-    bs->opaque = calloc(1, drv->instance_size ? drv->instance_size : 1);
+    bs->opaque = aiolab_xcalloc(1, drv->instance_size ? drv->instance_size
+                                                      : 1);
     bs->open_flags = flags;
     bs->read_only = !(flags & BDRV_O_RDWR);
     bs->opening = true;
@@ -463,11 +464,11 @@ BdrvChild *bdrv_attach_child_common(BlockDriverState *child_bs,
                                     const BdrvChildClass *klass,
                                     void *opaque, Error **errp)
 {
-    BdrvChild *new_child = calloc(1, sizeof(*new_child));
+    BdrvChild *new_child = aiolab_xcalloc(1, sizeof(*new_child));
     AioContext *child_ctx = bdrv_get_aio_context(child_bs);
 
     GLOBAL_STATE_CODE();
-    new_child->name = strdup(child_name);
+    new_child->name = aiolab_xstrdup(child_name);
     new_child->klass = klass;
     new_child->opaque = opaque;
 

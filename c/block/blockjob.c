@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block/blockjob_int.h"
+#include "util/mem.h"
 
 /* --- child_job: the job as the parent of an edge ------------------------- */
 
@@ -113,7 +114,7 @@ static bool child_job_change_aio_ctx(BdrvChild *c, AioContext *ctx,
             return false;
         }
     }
-    s = calloc(1, sizeof(*s));
+    s = aiolab_xcalloc(1, sizeof(*s));
     s->job = job;
     s->new_ctx = ctx;
     job_ref(job);       /* it may conclude before the commit (a poll) */
@@ -156,8 +157,8 @@ int block_job_add_bdrv(Job *job, const char *name, BlockDriverState *bs,
     if (!c) {
         return -EPERM;
     }
-    job->nodes = realloc(job->nodes, (job->nb_nodes + 1) *
-                         sizeof(*job->nodes));
+    job->nodes = aiolab_xreallocarray(job->nodes, job->nb_nodes + 1,
+                                      sizeof(*job->nodes));
     job->nodes[job->nb_nodes++] = c;
     return 0;
 }

@@ -22,6 +22,7 @@
 #include "block/dirty-bitmap.h"
 #include "util/atomic.h"
 #include "util/check.h"
+#include "util/mem.h"
 
 #define BITS_PER_WORD 64
 
@@ -38,17 +39,16 @@ struct BdrvDirtyBitmap {
 
 BdrvDirtyBitmap *aiolab_dirty_bitmap_new(int64_t size, uint32_t granularity)
 {
-    BdrvDirtyBitmap *bm = calloc(1, sizeof(*bm));
+    BdrvDirtyBitmap *bm = aiolab_xcalloc(1, sizeof(*bm));
 
-    AIOLAB_ASSERT(bm && granularity && !(granularity & (granularity - 1)),
+    AIOLAB_ASSERT(granularity && !(granularity & (granularity - 1)),
                   "bad dirty bitmap granularity %u", granularity);
     bm->size = size;
     bm->granularity = granularity;
     bm->shift = __builtin_ctz(granularity);
     bm->nbits = (size + granularity - 1) >> bm->shift;
-    bm->words = calloc((bm->nbits + BITS_PER_WORD - 1) / BITS_PER_WORD + 1,
-                       sizeof(uint64_t));
-    AIOLAB_ASSERT(bm->words, "out of memory");
+    bm->words = aiolab_xcalloc((bm->nbits + BITS_PER_WORD - 1) /
+                               BITS_PER_WORD + 1, sizeof(uint64_t));
     pthread_mutex_init(&bm->lock, NULL);
     return bm;
 }

@@ -46,6 +46,7 @@
 #include <string.h>
 #include "block/block_int.h"
 #include "util/aio-internal.h"
+#include "util/mem.h"
 
 #ifdef CONFIG_LIBURING
 #include <liburing.h>
@@ -288,7 +289,7 @@ int coroutine_fn luring_co_submit(LuringState *s, int fd, int64_t offset,
 
 static LuringState *luring_init(AioContext *ctx, Error **errp)
 {
-    LuringState *s = calloc(1, sizeof(*s));
+    LuringState *s = aiolab_xcalloc(1, sizeof(*s));
     int rc = qatomic_read(&luring_refused);
 
     if (!rc) {

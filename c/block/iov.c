@@ -9,6 +9,7 @@
 #include <string.h>
 #include <aiolab/iov.h>
 #include "util/check.h"
+#include "util/mem.h"
 
 void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint)
 {
@@ -16,8 +17,7 @@ void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint)
     if (alloc_hint < 1) {
         alloc_hint = 1;
     }
-    qiov->iov = malloc(alloc_hint * sizeof(struct iovec));
-    AIOLAB_ASSERT(qiov->iov, "out of memory");
+    qiov->iov = aiolab_xmalloc(alloc_hint * sizeof(struct iovec));
     qiov->niov = 0;
     qiov->nalloc = alloc_hint;
     qiov->local_iov = (struct iovec){ NULL, 0 };
@@ -59,8 +59,8 @@ void qemu_iovec_add(QEMUIOVector *qiov, void *base, size_t len)
                    "qemu_iovec_init() vectors grow");
     if (qiov->niov == qiov->nalloc) {
         qiov->nalloc = 2 * qiov->nalloc + 1;
-        qiov->iov = realloc(qiov->iov, qiov->nalloc * sizeof(struct iovec));
-        AIOLAB_ASSERT(qiov->iov, "out of memory");
+        qiov->iov = aiolab_xreallocarray(qiov->iov, qiov->nalloc,
+                                         sizeof(struct iovec));
     }
     qiov->iov[qiov->niov].iov_base = base;
     qiov->iov[qiov->niov].iov_len = len;

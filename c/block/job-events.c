@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block/blockjob_int.h"
+#include "util/mem.h"
 
 typedef struct JobEventEntry {
     AiolabJobEvent ev;
@@ -98,8 +99,7 @@ void job_event_post(Job *job, AiolabJobEvent *ev)
     snprintf(ev->id, sizeof(ev->id), "%s", job->id);
     snprintf(ev->job_type, sizeof(ev->job_type), "%s",
              job->driver->job_type);
-    e = malloc(sizeof(*e));
-    AIOLAB_ASSERT(e, "out of memory");
+    e = aiolab_xmalloc(sizeof(*e));
     e->ev = *ev;
     pthread_mutex_lock(&event_lock);
     QSIMPLEQ_INSERT_TAIL(&event_queue, e, next);
@@ -118,7 +118,7 @@ void aiolab_job_add_event_listener(AiolabJobEventFunc *fn, void *opaque)
 
     GLOBAL_STATE_CODE();
     REQUIRE_NONNULL(fn);
-    l = calloc(1, sizeof(*l));
+    l = aiolab_xcalloc(1, sizeof(*l));
     l->fn = fn;
     l->opaque = opaque;
     QLIST_INSERT_HEAD(&listeners, l, next);

@@ -66,6 +66,7 @@
 #include <string.h>
 #include <ctype.h>
 #include "block/blockjob_int.h"
+#include "util/mem.h"
 
 /* job_mutex protects every Job field marked so, in every job. */
 static pthread_mutex_t job_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -258,10 +259,9 @@ Job *job_create(const char *job_id, const JobDriver *driver, AioContext *ctx,
         error_setg(errp, "Job ID '%s' already in use", job_id);
         return NULL;
     }
-    job = calloc(1, sizeof(*job));
-    AIOLAB_ASSERT(job, "out of memory");
+    job = aiolab_xcalloc(1, sizeof(*job));
     job->magic = JOB_MAGIC;
-    job->id = strdup(job_id);
+    job->id = aiolab_xstrdup(job_id);
     job->driver = driver;
     job->opaque = opaque;
     job->auto_dismiss = !(flags & JOB_MANUAL_DISMISS);

@@ -66,6 +66,7 @@
 #include <string.h>
 #include "block/blockjob_int.h"
 #include "block/dirty-bitmap.h"
+#include "util/mem.h"
 
 #define MIRROR_MAX_IN_FLIGHT 16             /* QEMU's MAX_IN_FLIGHT */
 #define MIRROR_DEFAULT_GRANULARITY (64 * 1024)
@@ -293,7 +294,7 @@ static bool coroutine_fn mirror_start_op(MirrorBlockJob *s)
     s->bytes_in_flight += bytes;
     block_job_ratelimit_processed_bytes(s->job, bytes);
 
-    op = malloc(sizeof(*op));
+    op = aiolab_xmalloc(sizeof(*op));
     *op = (MirrorOp){ .s = s, .offset = offset, .bytes = bytes };
     qemu_coroutine_enter(qemu_coroutine_create(mirror_co_copy, op));
     return true;
@@ -603,9 +604,8 @@ static MirrorBlockJob *mirror_state_new(BlockDriverState *bs,
                                         uint32_t granularity,
                                         int64_t buf_size)
 {
-    MirrorBlockJob *s = calloc(1, sizeof(*s));
+    MirrorBlockJob *s = aiolab_xcalloc(1, sizeof(*s));
 
-    AIOLAB_ASSERT(s, "out of memory");
     s->source = bs;
     s->target = target;
     s->mirror_top = top;
@@ -616,7 +616,7 @@ static MirrorBlockJob *mirror_state_new(BlockDriverState *bs,
     s->max_op_bytes = MAX(granularity, MIN(MIRROR_MAX_OP_BYTES,
                                            buf_size / MIRROR_MAX_IN_FLIGHT));
     s->dirty = aiolab_dirty_bitmap_new(len, granularity);
-    s->busy = calloc(len / granularity + 1, 1);
+    s->busy = aiolab_xcalloc(len / granularity + 1, 1);
     qemu_co_queue_init(&s->op_done);
     bdrv_set_dirty_bitmap(s->dirty, 0, len);
     return s;

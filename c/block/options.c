@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block/block_int.h"
+#include "util/mem.h"
 
 static BlockOpt *block_opts_find(BlockOpts *opts, const char *key)
 {
@@ -34,15 +35,15 @@ static BlockOpt *block_opts_find(BlockOpts *opts, const char *key)
 
 void block_opts_add(BlockOpts *opts, const char *key, const char *value)
 {
-    opts->v = realloc(opts->v, (opts->n + 1) * sizeof(*opts->v));
-    AIOLAB_ASSERT(opts->v, "out of memory");
-    opts->v[opts->n++] = (BlockOpt){ strdup(key), strdup(value), false };
+    opts->v = aiolab_xrealloc(opts->v, (opts->n + 1) * sizeof(*opts->v));
+    opts->v[opts->n++] = (BlockOpt){ aiolab_xstrdup(key),
+                                     aiolab_xstrdup(value), false };
 }
 
 bool block_opts_parse(BlockOpts *opts, const char *str, Error **errp)
 {
     size_t len = strlen(str);
-    char *buf = malloc(len + 1);
+    char *buf = aiolab_xmalloc(len + 1);
     const char *p = str;
 
     while (*p) {
@@ -71,7 +72,7 @@ bool block_opts_parse(BlockOpts *opts, const char *str, Error **errp)
             return false;
         }
         /* The value runs to the next single comma; ",," is a comma. */
-        char *key = strdup(buf);
+        char *key = aiolab_xstrdup(buf);
         for (p = eq + 1; *p; p++) {
             if (*p == ',') {
                 if (p[1] == ',') {
