@@ -766,6 +766,128 @@ static void test_detach_by_drain(void)
     test_delete_by_drain(BDRV_DRAIN, true);
 }
 
+/*
+ * 3.4 detach/parent_cb: a request's completion callback changes the
+ * graph through a BH (B leaves PB, C joins it) while the test drains PB,
+ * A, B and C one after the other.  Graph:
+ *
+ *     blk -> PA -> A <- PB -> B          and C alone
+ *
+ * Whichever drain's poll runs the BH (A's waits for the read through PA,
+ * B's for the in-flight count the callback took on B; here it is B's, so
+ * the edge PB-B that B's drain has just quiesced goes away in the middle
+ * of that drain), the counters and references end as in QEMU: PB keeps no
+ * quiesce from B, and C joined PB before C's drain quiesced it.
+ */
+typedef struct DetachData {
+    BlockDriverState *parent_b, *b, *c;
+    BdrvChild *child_b, *child_c;
+    bool bh_ran;
+} DetachData;
+
+static void detach_indirect_bh(void *opaque)
+{
+    DetachData *d = opaque;
+
+    bdrv_dec_in_flight(d->b);
+    bdrv_unref_child(d->parent_b, d->child_b);
+    d->child_c = aiolab_bdrv_attach_child(d->parent_b, d->c, "PB-C",
+                                          &error_abort);
+    d->bh_ran = true;
+}
+
+static void detach_by_parent_aio_cb(void *opaque, int ret)
+{
+    DetachData *d = opaque;
+
+    ASSERT_EQ(ret, 0);
+    bdrv_inc_in_flight(d->b);
+    aio_bh_schedule_oneshot(qemu_get_current_aio_context(),
+                            detach_indirect_bh, d);
+}
+
+static void test_detach_by_parent_cb(void)
+{
+    BlockDriverState *pa, *pb, *a, *b, *c;
+    BlockBackend *blk;
+    BdrvChild *child_a;
+    DetachData d = { 0 };
+    QEMUIOVector qiov;
+    char buf[512];
+
+    setup();
+    pa = open_node("driver=aiolab-test,node-name=parent-a,"
+                   "latency-ns=100000");
+    pb = open_node("driver=aiolab-test,node-name=parent-b");
+    a = open_node("driver=aiolab-test,node-name=a");
+    b = open_node("driver=aiolab-test,node-name=b");
+    c = open_node("driver=aiolab-test,node-name=c");
+    blk = blk_new(qemu_get_aio_context());
+    ASSERT_EQ(blk_insert_bs(blk, pa, &error_abort), 0);
+    bdrv_unref(pa);
+
+    d.child_b = aiolab_bdrv_attach_child(pb, b, "PB-B", &error_abort);
+    child_a = aiolab_bdrv_attach_child(pb, a, "PB-A", &error_abort);
+    ASSERT_TRUE(aiolab_bdrv_attach_child(pa, a, "PA-A", &error_abort));
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(pa), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(pb), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 3);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 2);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
+
+    d.parent_b = pb;
+    d.b = b;
+    d.c = c;
+    qemu_iovec_init_buf(&qiov, buf, sizeof(buf));
+    ASSERT_TRUE(blk_aio_preadv(blk, 0, &qiov, 0, detach_by_parent_aio_cb,
+                               &d));
+    ASSERT_FALSE(d.bh_ran);
+
+    bdrv_drained_begin(pb);
+    ASSERT_FALSE(d.bh_ran);         /* nothing in flight in PB: no poll */
+    bdrv_drained_begin(a);
+    bdrv_drained_begin(b);
+    bdrv_drained_begin(c);
+    ASSERT_TRUE(d.bh_ran);
+    ASSERT_TRUE(d.child_c != NULL);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(pa), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(pb), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 3);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 2);
+    ASSERT_TRUE(aiolab_bdrv_find_child(pb, "PB-B") == NULL);
+    ASSERT_PTR_EQ(aiolab_bdrv_find_child(pb, "PB-C"), d.child_c);
+    ASSERT_PTR_EQ(aiolab_bdrv_find_child(pb, "PB-A"), child_a);
+    ASSERT_PTR_EQ(aiolab_bdrv_child_bs(d.child_c), c);
+    ASSERT_EQ(aiolab_bdrv_parent_count(b), 0);
+    ASSERT_EQ(qc(pa), 1);           /* from A */
+    ASSERT_EQ(qc(pb), 3);           /* its own, from A, from C */
+    ASSERT_EQ(qc(a), 1);
+    ASSERT_EQ(qc(b), 1);
+    ASSERT_EQ(qc(c), 1);
+    ASSERT_EQ(bdrv_get_in_flight(b), 0);
+    ASSERT_EQ(blk_get_in_flight(blk), 0);
+
+    bdrv_drained_end(c);
+    bdrv_drained_end(b);
+    bdrv_drained_end(a);
+    bdrv_drained_end(pb);
+    ASSERT_EQ(qc(pa), 0);
+    ASSERT_EQ(qc(pb), 0);
+    ASSERT_EQ(qc(a), 0);
+    ASSERT_EQ(qc(b), 0);
+    ASSERT_EQ(qc(c), 0);
+
+    bdrv_unref(pb);
+    blk_unref(blk);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
+    bdrv_unref(a);
+    bdrv_unref(b);
+    bdrv_unref(c);
+}
+
 /* --- 3.5: attach, set-context, drained_end, replace ------------------- */
 
 static void test_append_to_drained(void)
@@ -1141,6 +1263,7 @@ static const TestCase tests[] = {
     { "/bdrv-drain/deletion/drain", test_delete_by_drain_drain },
     { "/bdrv-drain/detach/drain_all", test_detach_by_drain_all },
     { "/bdrv-drain/detach/drain", test_detach_by_drain },
+    { "/bdrv-drain/detach/parent_cb", test_detach_by_parent_cb },
     { "/bdrv-drain/attach/drain", test_append_to_drained },
     { "/bdrv-drain/set_aio_context", test_set_aio_context },
     { "/bdrv-drain/drained_end/no-poll", test_drained_end_no_poll },
