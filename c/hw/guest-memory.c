@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <aiolab/aiolab.h>
 #include "util/check.h"
+#include "util/mem.h"
 
 typedef struct GuestMemSlot {
     GuestMemRegion r;
@@ -56,9 +57,8 @@ static size_t page_size(void)
 
 GuestMemory *aiolab_guest_mem_new(void)
 {
-    GuestMemory *mem = calloc(1, sizeof(*mem));
+    GuestMemory *mem = aiolab_xcalloc(1, sizeof(*mem));
 
-    AIOLAB_ASSERT(mem, "out of memory");
     return mem;
 }
 
@@ -182,8 +182,8 @@ static void insert_slot(GuestMemory *mem, const GuestMemSlot *slot)
 
     if (mem->n == mem->alloc) {
         mem->alloc = mem->alloc ? mem->alloc * 2 : 4;
-        mem->slots = realloc(mem->slots, mem->alloc * sizeof(*mem->slots));
-        AIOLAB_ASSERT(mem->slots, "out of memory");
+        mem->slots = aiolab_xreallocarray(mem->slots, mem->alloc,
+                                          sizeof(*mem->slots));
     }
     memmove(&mem->slots[pos + 1], &mem->slots[pos],
             (mem->n - pos) * sizeof(*mem->slots));

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hw/virtio-blk-internal.h"
+#include "util/mem.h"
 
 /* --- properties and realize checks ----------------------------------------- */
 
@@ -124,10 +125,9 @@ static bool validate_iothread_vq_mapping(const VirtIOBlkConf *conf,
     const IOThreadVirtQueueMapping *list = conf->iothread_vq_mapping;
     size_t n = conf->iothread_vq_mapping_len;
     uint16_t nq = conf->num_queues;
-    bool *assigned = calloc(nq, sizeof(bool));
+    bool *assigned = aiolab_xcalloc(nq, sizeof(bool));
     bool ok = false;
 
-    AIOLAB_ASSERT(assigned, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *name = list[i].iothread ? list[i].iothread : "";
 
@@ -213,8 +213,7 @@ static AioContext **vq_aio_context_init(const VirtIOBlkConf *conf,
                    conf->iothread);
         return NULL;
     }
-    ctxs = calloc(nq, sizeof(*ctxs));
-    AIOLAB_ASSERT(ctxs, "out of memory");
+    ctxs = aiolab_xcalloc(nq, sizeof(*ctxs));
     for (uint16_t i = 0; i < nq; i++) {
         ctxs[i] = qemu_get_aio_context();
     }
@@ -463,8 +462,7 @@ static void virtio_blk_stop_ioeventfd(VirtIODevice *vdev)
                                 virtio_get_queue(vdev, i));
         }
     }
-    pending = calloc(nvqs, sizeof(bool));
-    AIOLAB_ASSERT(pending, "out of memory");
+    pending = aiolab_xcalloc(nvqs, sizeof(bool));
     for (uint16_t i = 0; i < nvqs; i++) {
         virtio_bus_set_host_notifier(vdev, i, false);
     }
@@ -583,10 +581,9 @@ VirtIOBlock *virtio_blk_new(const VirtIOBlkConf *conf_in, GuestMemory *mem,
     if (!ctxs) {
         return NULL;
     }
-    s = calloc(1, sizeof(*s));
-    AIOLAB_ASSERT(s, "out of memory");
-    s->id = conf.id ? strdup(conf.id) : NULL;
-    s->serial = conf.serial ? strdup(conf.serial) : NULL;
+    s = aiolab_xcalloc(1, sizeof(*s));
+    s->id = conf.id ? aiolab_xstrdup(conf.id) : NULL;
+    s->serial = conf.serial ? aiolab_xstrdup(conf.serial) : NULL;
     /* The mapping is only needed at realize; keep no dangling pointers. */
     conf.id = s->id;
     conf.serial = s->serial;

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hw/virtio-blk-internal.h"
+#include "util/mem.h"
 
 #define MAX_TRANSFER ((int64_t)BDRV_REQUEST_MAX_SECTORS << 9)
 #define MAX_IOV      IOV_MAX
@@ -556,9 +557,8 @@ void virtio_blk_dma_restart_cb(void *opaque, bool running, int state)
         return;
     }
     /* Split by queue, keeping each queue's order. */
-    heads = calloc(nvqs, sizeof(*heads));
-    tails = calloc(nvqs, sizeof(*tails));
-    AIOLAB_ASSERT(heads && tails, "out of memory");
+    heads = aiolab_xcalloc(nvqs, sizeof(*heads));
+    tails = aiolab_xcalloc(nvqs, sizeof(*tails));
     for (int i = 0; i < nvqs; i++) {
         tails[i] = &heads[i];
     }

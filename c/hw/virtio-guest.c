@@ -18,6 +18,7 @@
 #include <aiolab/aiolab.h>
 #include "util/atomic.h"
 #include "util/check.h"
+#include "util/mem.h"
 
 uint64_t aiolab_vring_layout(unsigned num, uint64_t base, uint64_t *desc,
                              uint64_t *avail, uint64_t *used)
@@ -63,9 +64,8 @@ int aiolab_vring_init(AiolabVring *vr, GuestMemory *mem, unsigned num,
     memset(vr->desc_p, 0, vring_desc_size(num));
     memset(vr->avail_p, 0, vring_avail_size(num));
     memset(vr->used_p, 0, vring_used_size(num));
-    vr->next_free = calloc(num, sizeof(uint16_t));
-    vr->chain_len = calloc(num, sizeof(uint16_t));
-    AIOLAB_ASSERT(vr->next_free && vr->chain_len, "out of memory");
+    vr->next_free = aiolab_xcalloc(num, sizeof(uint16_t));
+    vr->chain_len = aiolab_xcalloc(num, sizeof(uint16_t));
     for (unsigned i = 0; i < num; i++) {
         vr->next_free[i] = (i + 1) % num;
     }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hw/virtio-internal.h"
+#include "util/mem.h"
 
 bool aiolab_virtio_error_quiet;
 
@@ -42,9 +43,8 @@ void virtio_init(VirtIODevice *vdev, const VirtioDeviceClass *vdc,
     vdev->bus_opaque = bus_opaque;
     vdev->mem = mem;
     vdev->config_len = config_len;
-    vdev->config = calloc(1, config_len ? config_len : 1);
-    vdev->vq = calloc(VIRTIO_QUEUE_MAX, sizeof(VirtQueue));
-    AIOLAB_ASSERT(vdev->config && vdev->vq, "out of memory");
+    vdev->config = aiolab_xcalloc(1, config_len ? config_len : 1);
+    vdev->vq = aiolab_xcalloc(VIRTIO_QUEUE_MAX, sizeof(VirtQueue));
     vdev->host_features = (1ull << VIRTIO_F_VERSION_1) |
                           (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
                           (1ull << VIRTIO_RING_F_EVENT_IDX);

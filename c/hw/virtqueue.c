@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hw/virtio-internal.h"
+#include "util/mem.h"
 
 /* --- ring field accessors (host views validated by map_rings) ---------- */
 
@@ -301,10 +302,9 @@ static VirtQueueElement *alloc_element(size_t sz, unsigned out_num,
     size_t in_sg_ofs = out_addr_ofs + out_num * sizeof(uint64_t);
     size_t out_sg_ofs = in_sg_ofs + in_num * sizeof(struct iovec);
     size_t total = out_sg_ofs + out_num * sizeof(struct iovec);
-    uint8_t *p = malloc(total);
+    uint8_t *p = aiolab_xmalloc(total);
     VirtQueueElement *elem = (VirtQueueElement *)p;
 
-    AIOLAB_ASSERT(p, "out of memory");
     memset(p, 0, sz);
     elem->out_num = out_num;
     elem->in_num = in_num;

@@ -27,6 +27,7 @@
 #include "util/atomic.h"
 #include "util/check.h"
 #include "util/thread.h"
+#include "util/mem.h"
 
 #define IOTHREAD_MAGIC 0x494f5448u    /* "IOTH" */
 
@@ -110,9 +111,9 @@ IOThread *iothread_create(const char *id, Error **errp)
         error_setg(errp, "Duplicate ID '%s' for iothread", id);
         return NULL;
     }
-    iothread = calloc(1, sizeof(*iothread));
+    iothread = aiolab_xcalloc(1, sizeof(*iothread));
     iothread->magic = IOTHREAD_MAGIC;
-    iothread->id = strdup(id);
+    iothread->id = aiolab_xstrdup(id);
     iothread->poll_max_ns = 32768;      /* QEMU's default on POSIX */
     iothread->thread_pool_max = THREAD_POOL_MAX_THREADS_DEFAULT;
     pthread_mutex_init(&iothread->init_lock, NULL);
@@ -246,7 +247,7 @@ AioContext *iothread_get_aio_context(IOThread *iothread)
 char *iothread_get_id(IOThread *iothread)
 {
     REQUIRE_IOTHREAD(iothread);
-    return strdup(iothread->id);
+    return aiolab_xstrdup(iothread->id);
 }
 
 int iothread_get_thread_id(IOThread *iothread)

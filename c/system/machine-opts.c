@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <aiolab/machine.h>
+#include "util/mem.h"
 
 static const char *const wl_names[AIOLAB_WL__MAX] = {
     [AIOLAB_WL_NONE] = "none",
@@ -180,7 +181,7 @@ static bool set_key(AiolabWorkloadConf *c, const char *key, const char *v,
 bool aiolab_workload_parse(const char *str, AiolabWorkloadConf *conf,
                            Error **errp)
 {
-    char *copy = strdup(str), *p = copy, *next;
+    char *copy = aiolab_xstrdup(str), *p = copy, *next;
     bool ok = true;
 
     aiolab_workload_conf_init(conf);

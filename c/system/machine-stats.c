@@ -28,6 +28,7 @@
 #include <aiolab/machine.h>
 #include "system/machine-internal.h"
 #include "util/atomic.h"
+#include "util/mem.h"
 
 /* --- latency histograms ------------------------------------------------ */
 
@@ -217,7 +218,7 @@ void machine_stats_start(AiolabMachine *m)
     }
     pthread_mutex_lock(&m->stats_lock);
     free(m->cpu_base);
-    m->cpu_base = malloc(sizeof(*m->cpu_base) * (n ? n : 1));
+    m->cpu_base = aiolab_xmalloc(sizeof(*m->cpu_base) * (n ? n : 1));
     memcpy(m->cpu_base, buf, sizeof(*buf) * n);
     m->n_cpu_base = n;
     pthread_mutex_unlock(&m->stats_lock);

@@ -144,7 +144,7 @@ AiolabMachine *aiolab_machine_new(const AiolabMachineConf *conf, Error **errp)
         error_setg(errp, "ram size must be a non-zero multiple of 4 KiB");
         return NULL;
     }
-    m = calloc(1, sizeof(*m));
+    m = aiolab_xcalloc(1, sizeof(*m));
     m->conf = *conf;
     m->mem = aiolab_guest_mem_new();
     if (!aiolab_guest_mem_add_ram(m->mem, 0, conf->ram_size, "aiolab.ram",
@@ -162,7 +162,7 @@ AiolabMachine *aiolab_machine_new(const AiolabMachineConf *conf, Error **errp)
     m->events = aiolab_xcalloc(1, sizeof(*m->events));
     m->runstate = RUN_STATE_PRELAUNCH;
     for (i = 0; i < conf->smp; i++) {
-        CPUState *cpu = calloc(1, sizeof(*cpu));
+        CPUState *cpu = aiolab_xcalloc(1, sizeof(*cpu));
 
         cpu->m = m;
         cpu->cpu_index = i;
@@ -238,7 +238,7 @@ VirtIOBlock *aiolab_machine_add_virtio_blk(AiolabMachine *m,
                    "value '%s', it's in use", drive);
         return NULL;
     }
-    d = calloc(1, sizeof(*d));
+    d = aiolab_xcalloc(1, sizeof(*d));
     d->m = m;
     d->index = m->ndevs;
     if (conf->id) {
@@ -275,13 +275,14 @@ VirtIOBlock *aiolab_machine_add_virtio_blk(AiolabMachine *m,
              conf->iothread ? conf->iothread : "");
     d->n_mapping = conf->iothread_vq_mapping ? conf->iothread_vq_mapping_len
                                              : 0;
-    d->mapping_iothreads = calloc(d->n_mapping + 1, sizeof(char *));
+    d->mapping_iothreads = aiolab_xcalloc(d->n_mapping + 1, sizeof(char *));
     for (i = 0; i < d->n_mapping; i++) {
-        d->mapping_iothreads[i] = strdup(conf->iothread_vq_mapping[i].iothread);
+        d->mapping_iothreads[i] =
+            aiolab_xstrdup(conf->iothread_vq_mapping[i].iothread);
     }
     d->num_queues = virtio_get_num_queues(d->vdev);
     d->queue_size = virtio_queue_get_max_num(d->vdev, 0);
-    d->queues = calloc(d->num_queues, sizeof(*d->queues));
+    d->queues = aiolab_xcalloc(d->num_queues, sizeof(*d->queues));
     for (q = 0; q < d->num_queues; q++) {
         GuestQueue *gq = &d->queues[q];
 

@@ -36,6 +36,7 @@
 #include <aiolab/machine.h>
 #include "system/machine-internal.h"
 #include "util/atomic.h"
+#include "util/mem.h"
 
 #define GUEST_FEATURES ((1ull << VIRTIO_F_VERSION_1) |              \
                         (1ull << VIRTIO_RING_F_EVENT_IDX) |         \
@@ -86,7 +87,7 @@ static bool setup_queue(CPUState *cpu, MachineDevice *d, GuestQueue *q)
                           d->event_idx) < 0) {
         return false;
     }
-    q->by_head = calloc(num, sizeof(*q->by_head));
+    q->by_head = aiolab_xcalloc(num, sizeof(*q->by_head));
     vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_READY, 1, 4);
     q->ready = true;
     return true;

@@ -41,6 +41,7 @@
 #include <aiolab/machine.h>
 #include "system/machine-internal.h"
 #include "util/atomic.h"
+#include "util/mem.h"
 
 #define STAMP_MAGIC 0x61696f6c61627631ull       /* "aiolabv1" */
 #define GEN_UNKNOWN 0xffffffffu
@@ -186,7 +187,7 @@ bool workload_setup(AiolabMachine *m, CPUState *cpu, Error **errp)
                    c->bs);
         return false;
     }
-    w->reqs = calloc(c->iodepth, sizeof(*w->reqs));
+    w->reqs = aiolab_xcalloc(c->iodepth, sizeof(*w->reqs));
     for (i = 0; i < c->iodepth; i++) {
         GuestReq *r = &w->reqs[i];
 
@@ -200,9 +201,9 @@ bool workload_setup(AiolabMachine *m, CPUState *cpu, Error **errp)
         memset(r->data, 0xa5, c->bs);
     }
     if (c->rw == AIOLAB_WL_VERIFY) {
-        w->gen = calloc(w->nblocks, sizeof(*w->gen));
-        w->busy = calloc(w->nblocks, 1);
-        w->written = calloc(w->nblocks, sizeof(*w->written));
+        w->gen = aiolab_xcalloc(w->nblocks, sizeof(*w->gen));
+        w->busy = aiolab_xcalloc(w->nblocks, 1);
+        w->written = aiolab_xcalloc(w->nblocks, sizeof(*w->written));
     }
     return true;
 }
