@@ -100,6 +100,14 @@ struct VuServer {
     VuVring *vrings;
     bool running;                   /* the device is started */
     uint64_t messages;              /* handled since the connection */
+    /* The configuration space as the front-end knows it: what GET_CONFIG
+     * answered, with what SET_CONFIG wrote on top (QEMU caches it and
+     * its guest reads the cache).  Written back to the device at every
+     * start, so the device's writable fields (virtio-blk's wce) are what
+     * the driver of this session saw, not what an earlier session of
+     * the same connection left (see vu_device_apply). */
+    uint8_t fe_config[VHOST_USER_MAX_CONFIG_SIZE];
+    uint32_t fe_config_len;         /* bytes of it known; 0: none */
 };
 
 /* The virtio feature bits the protocol owns (never the device's). */

@@ -248,6 +248,7 @@ bool vu_server_connect_fd(VuServer *s, int fd)
     s->rhave = 0;
     s->rmsg.nfds = 0;
     s->messages = 0;
+    s->fe_config_len = 0;
     if (s->listen_fd >= 0) {
         /* One front-end at a time: the next waits in the backlog. */
         aio_set_fd_handler(iohandler_get_aio_context(), s->listen_fd, NULL,
@@ -545,6 +546,23 @@ static bool vu_set_protocol_features(VuServer *s, VhostUserMsg *m,
     return true;
 }
 
+/* Remember @c's bytes as the front-end's view of the config space (a
+ * gap before them is read from the device, as GET_CONFIG would). */
+static void vu_note_config(VuServer *s, const VhostUserConfig *c)
+{
+    uint32_t end = c->offset + c->size;
+
+    if (c->offset > s->fe_config_len) {
+        aiolab_virtio_config_read(s->vdev, s->fe_config_len,
+                                  s->fe_config + s->fe_config_len,
+                                  c->offset - s->fe_config_len);
+    }
+    memcpy(s->fe_config + c->offset, c->region, c->size);
+    if (end > s->fe_config_len) {
+        s->fe_config_len = end;
+    }
+}
+
 static bool vu_config(VuServer *s, VhostUserMsg *m, Error **errp)
 {
     VhostUserConfig *c = &m->payload.config;
@@ -563,11 +581,13 @@ static bool vu_config(VuServer *s, VhostUserMsg *m, Error **errp)
          * past the device's config read as zero. */
         memset(c->region, 0, c->size);
         aiolab_virtio_config_read(s->vdev, c->offset, c->region, c->size);
+        vu_note_config(s, c);
         return vu_send_reply(s, m, m->hdr.size, -1, errp);
     }
     /* The guest wrote a writable field (virtio-blk: wce); the device
      * ignores writes to the others. */
     aiolab_virtio_config_write(s->vdev, c->offset, c->region, c->size);
+    vu_note_config(s, c);
     return true;
 }
 

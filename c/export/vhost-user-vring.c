@@ -596,6 +596,20 @@ bool vu_device_apply(VuServer *s, Error **errp)
     }
     /* Status 0 unfreezes the features (the queues keep their state). */
     virtio_set_status(vdev, 0);
+    /*
+     * The front-end resets the device between its drivers (SeaBIOS, then
+     * Linux) by stopping the rings: no reset reaches the device.  Its
+     * writable config fields would keep what the previous driver's
+     * session made of them - virtio-blk's wce is 0 after a driver
+     * without FLUSH (SeaBIOS), so a Linux driver that negotiates
+     * CONFIG_WCE and read wce=1 from QEMU's cached config got a
+     * write-through device: a flush after every write.  Write the
+     * front-end's view back first; DRIVER_OK below then applies the
+     * device's own rule (wce follows FLUSH without CONFIG_WCE).
+     */
+    if (s->fe_config_len) {
+        aiolab_virtio_config_write(vdev, 0, s->fe_config, s->fe_config_len);
+    }
     virtio_set_features(vdev, s->features & ~VHOST_USER_OWN_FEATURES);
     if (virtio_set_status(vdev, st | VIRTIO_CONFIG_S_FEATURES_OK) < 0) {
         error_setg(errp, "the front-end did not negotiate VIRTIO_F_VERSION_1 "

@@ -101,6 +101,57 @@ def test_protocol_round_trip(env):
 test_protocol_round_trip.kinds = ["aiolab", "qsd"]
 
 
+def _wce(c):
+    """virtio_blk_config.wce (offset 32) as GET_CONFIG reads it now."""
+    c.send(vu.GET_CONFIG, struct.pack("<III", 0, 40, 0) + bytes(40))
+    payload, _ = c.reply(vu.GET_CONFIG)
+    return payload[12 + 32]
+
+
+def test_cache_mode_survives_driver_change(env):
+    """The front-end switches drivers without a device reset, as QEMU
+    does at boot (SeaBIOS, then Linux): session 1 negotiates neither
+    FLUSH nor CONFIG_WCE (the device turns its cache to write-through:
+    it cannot be flushed), session 2 negotiates both.  Its driver reads
+    wce from the config the front-end fetched at connect time, so the
+    device's wce must be that value again - not session 1's leftover,
+    which made a write-back guest's every write a write + flush.  A
+    SET_CONFIG (the guest toggling the cache) holds into the next
+    session too."""
+    d, img, sock = start(env)
+    c = vu.VuClient(sock)
+    c.negotiate(features=vu.F_VERSION_1)
+    initial = _wce(c)                   # what QEMU caches at connect
+    ram = vu.GuestRAM()
+    ring = vu.Ring(ram)
+    c.mem_table(ram)
+    # Session 1: no FLUSH.  (No GET_CONFIG now: a front-end that reads
+    # the config again knows the new value; QEMU reads it at connect.)
+    c.start_ring(ring)
+    c.state(vu.GET_VRING_BASE, 0, 0)    # the front-end's "reset"
+    flush, config_wce = vu.BLK_F_FLUSH, 1 << 11
+    c.set_u64(vu.SET_FEATURES, (vu.F_VERSION_1 | flush | config_wce) &
+              c.offered | vu.F_PROTOCOL_FEATURES)
+    c.start_ring(ring)                  # session 2: FLUSH + CONFIG_WCE
+    assert _wce(c) == initial, (f"session 2's driver read wce={initial} "
+                                f"but the device runs with {_wce(c)}")
+    data = os.urandom(4096)
+    res = vu.blk_io(ring, writes=[(8, data)])
+    assert [st for st, _ in res.values()] == [vu.S_OK], res
+    # The guest turns the cache off (SET_CONFIG wce=0); a new session of
+    # a CONFIG_WCE driver keeps it off, as QEMU's cached config says.
+    c.send(vu.SET_CONFIG, struct.pack("<III", 32, 1, 0) + b"\0")
+    assert _wce(c) == 0
+    c.state(vu.GET_VRING_BASE, 0, ring.avail_idx)
+    c.start_ring(ring, base=ring.avail_idx)
+    assert _wce(c) == 0, "SET_CONFIG's wce=0 was lost at the restart"
+    c.close()
+    assert d.stop() == 0
+
+
+test_cache_mode_survives_driver_change.kinds = ["aiolab", "qsd"]
+
+
 def test_read_only_export_refuses_writes(env):
     """writable=off: VIRTIO_BLK_F_RO is offered, and a front-end that
     writes anyway gets VIRTIO_BLK_S_IOERR (the block layer refuses the
