@@ -101,6 +101,7 @@ static Coroutine *co_fifo_pop(Coroutine **head, Coroutine **tail)
 
 void qemu_co_mutex_init(CoMutex *mutex)
 {
+    REQUIRE_NONNULL(mutex);
     /* All zeros is a valid unlocked CoMutex: glibc's
      * PTHREAD_MUTEX_INITIALIZER is all zeros too. */
     memset(mutex, 0, sizeof(*mutex));
@@ -112,6 +113,7 @@ void coroutine_fn qemu_co_mutex_lock(CoMutex *mutex)
     Coroutine *self = qemu_coroutine_self();
 
     REQUIRE_COROUTINE();
+    REQUIRE_NONNULL(mutex);
     /* Pairs with the fetch_sub in qemu_co_mutex_unlock(): seeing 0 means
      * the previous holder's critical section happened before ours. */
     if (qatomic_fetch_add(&mutex->locked, 1) != 0) {
@@ -142,6 +144,7 @@ void coroutine_fn qemu_co_mutex_unlock(CoMutex *mutex)
     Coroutine *next;
 
     REQUIRE_COROUTINE();
+    REQUIRE_NONNULL(mutex);
     AIOLAB_ASSERT(mutex->holder == self,
                   "CoMutex %p unlocked by a coroutine that does not hold it",
                   (void *)mutex);
@@ -177,6 +180,7 @@ void qemu_co_mutex_assert_locked(CoMutex *mutex)
 
 void qemu_co_queue_init(CoQueue *queue)
 {
+    REQUIRE_NONNULL(queue);
     queue->head = NULL;
     queue->tail = NULL;
 }
@@ -186,6 +190,7 @@ void coroutine_fn qemu_co_queue_wait(CoQueue *queue, CoMutex *lock)
     Coroutine *self = qemu_coroutine_self();
 
     REQUIRE_COROUTINE();
+    REQUIRE_NONNULL(queue);
     /* Enqueue before unlocking: a waker must hold @lock to dequeue, so it
      * cannot miss us.  If it runs on another thread, its wake-up goes
      * through a BH of our context, which runs only after we yield. */
@@ -204,6 +209,7 @@ bool coroutine_fn qemu_co_queue_next(CoQueue *queue)
     Coroutine *next;
 
     REQUIRE_COROUTINE();
+    REQUIRE_NONNULL(queue);
     next = co_fifo_pop(&queue->head, &queue->tail);
     if (!next) {
         return false;
@@ -217,6 +223,7 @@ void coroutine_fn qemu_co_queue_restart_all(CoQueue *queue)
     Coroutine *next;
 
     REQUIRE_COROUTINE();
+    REQUIRE_NONNULL(queue);
     while ((next = co_fifo_pop(&queue->head, &queue->tail)) != NULL) {
         aio_co_wake(next);
     }
@@ -231,7 +238,10 @@ void coroutine_fn qemu_co_queue_restart_all(CoQueue *queue)
  */
 bool qemu_co_enter_next(CoQueue *queue, CoMutex *lock)
 {
-    Coroutine *next = co_fifo_pop(&queue->head, &queue->tail);
+    Coroutine *next;
+
+    REQUIRE_NONNULL(queue);
+    next = co_fifo_pop(&queue->head, &queue->tail);
 
     if (!next) {
         return false;
@@ -254,5 +264,6 @@ void qemu_co_enter_all(CoQueue *queue, CoMutex *lock)
 
 bool qemu_co_queue_empty(CoQueue *queue)
 {
+    REQUIRE_NONNULL(queue);
     return queue->head == NULL;
 }

@@ -222,7 +222,10 @@ void qemu_coroutine_dec_pool_size(unsigned int removing_pool_size)
 
 Coroutine *qemu_coroutine_create(CoroutineEntry *entry, void *opaque)
 {
-    Coroutine *co = pool_get();
+    Coroutine *co;
+
+    REQUIRE_NONNULL(entry);
+    co = pool_get();
 
     if (!co) {
         co = coroutine_alloc();
@@ -300,16 +303,19 @@ static void coroutine_enter(AioContext *ctx, Coroutine *co)
 
 void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
 {
+    REQUIRE_NONNULL(co);
     coroutine_enter(ctx, co);
 }
 
 void qemu_coroutine_enter(Coroutine *co)
 {
+    REQUIRE_NONNULL(co);
     coroutine_enter(qemu_get_current_aio_context(), co);
 }
 
 void qemu_coroutine_enter_if_inactive(Coroutine *co)
 {
+    REQUIRE_NONNULL(co);
     if (!qatomic_read(&co->caller)) {
         coroutine_enter(qemu_get_current_aio_context(), co);
     }
@@ -332,11 +338,13 @@ void coroutine_fn qemu_coroutine_yield(void)
 
 bool qemu_coroutine_entered(Coroutine *co)
 {
+    REQUIRE_NONNULL(co);
     return qatomic_read(&co->caller) != NULL;
 }
 
 AioContext *qemu_coroutine_get_aio_context(Coroutine *co)
 {
+    REQUIRE_NONNULL(co);
     return qatomic_read(&co->ctx);
 }
 

@@ -897,6 +897,32 @@ static void death_unlock_unheld(void)
     qemu_coroutine_enter(qemu_coroutine_create(unlock_unheld_fn, &m));
 }
 
+/* NULL arguments abort with the function and the parameter named. */
+static void death_create_null_entry(void)
+{
+    qemu_coroutine_create(NULL, NULL);
+}
+
+static void death_enter_null(void)
+{
+    qemu_coroutine_enter(NULL);
+}
+
+static void death_queue_init_null(void)
+{
+    qemu_co_queue_init(NULL);
+}
+
+static void coroutine_fn lock_null_fn(void *opaque)
+{
+    qemu_co_mutex_lock(NULL);
+}
+
+static void death_mutex_lock_null(void)
+{
+    qemu_coroutine_enter(qemu_coroutine_create(lock_null_fn, NULL));
+}
+
 /* --- /perf: printed, never asserted ------------------------------------ */
 
 static void coroutine_fn yield_forever_fn(void *opaque)
@@ -1102,6 +1128,14 @@ static const TestCase tests[] = {
       .death = "called outside a coroutine (coroutine_fn" },
     { "/death/unlock-unheld", death_unlock_unheld,
       .death = "does not hold it" },
+    { "/death/create-null-entry", death_create_null_entry,
+      .death = "qemu_coroutine_create() got NULL for 'entry'" },
+    { "/death/enter-null", death_enter_null,
+      .death = "qemu_coroutine_enter() got NULL for 'co'" },
+    { "/death/queue-init-null", death_queue_init_null,
+      .death = "qemu_co_queue_init() got NULL for 'queue'" },
+    { "/death/mutex-lock-null", death_mutex_lock_null,
+      .death = "qemu_co_mutex_lock() got NULL for 'mutex'" },
     { "/perf/switch", test_perf_switch, .timeout = 60 },
     { "/gdb/target", test_gdb_target },
     { "/gdb/script", test_gdb_script, .timeout = 60,
