@@ -33,6 +33,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "monitor/monitor.h"
+#include "util/mem.h"
 
 #define MAX_INPUT (1 << 20)     /* a client sending more unparsed: dropped */
 
@@ -107,11 +108,16 @@ static void client_write_ready(void *opaque)
 static void client_send(QmpClient *c, json_t *obj)
 {
     char *s = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
-    size_t len = strlen(s);
+    size_t len;
+
+    if (!s) {
+        aiolab_oom(0);
+    }
+    len = strlen(s);
 
     if (c->out_len + len + 2 > c->out_cap) {
         c->out_cap = (c->out_len + len + 2) * 2;
-        c->out = realloc(c->out, c->out_cap);
+        c->out = aiolab_xrealloc(c->out, c->out_cap);
     }
     memcpy(c->out + c->out_len, s, len);
     memcpy(c->out + c->out_len + len, "\r\n", 2);
@@ -417,7 +423,7 @@ static void client_read(void *opaque)
 
     if (c->in_cap - c->in_len < 4096) {
         c->in_cap = c->in_cap * 2 + 4096;
-        c->in = realloc(c->in, c->in_cap);
+        c->in = aiolab_xrealloc(c->in, c->in_cap);
     }
     n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
@@ -450,7 +456,7 @@ static void client_close(QmpClient *c)
 
 static void client_new(int fd)
 {
-    QmpClient *c = calloc(1, sizeof(*c));
+    QmpClient *c = aiolab_xcalloc(1, sizeof(*c));
     json_t *greeting;
 
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -489,7 +495,7 @@ bool monitor_init_qmp(const char *spec, Error **errp)
         error_setg(errp, "only unix:PATH sockets are supported");
         return false;
     }
-    copy = strdup(spec + 5);
+    copy = aiolab_xstrdup(spec + 5);
     opt = strtok_r(copy, ",", &save);
     if (!opt || strlen(opt) >= sizeof(sa.sun_path)) {
         error_setg(errp, "UNIX socket path '%s' is too long", opt ? opt : "");
@@ -534,9 +540,9 @@ bool monitor_init_qmp(const char *spec, Error **errp)
         blk_exp_set_deleted_listener(monitor_export_deleted, NULL);
         job_listener = true;
     }
-    l = calloc(1, sizeof(*l));
+    l = aiolab_xcalloc(1, sizeof(*l));
     l->fd = fd;
-    l->path = strdup(sa.sun_path);
+    l->path = aiolab_xstrdup(sa.sun_path);
     l->wait = wait;
     l->next = listeners;
     listeners = l;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "monitor/monitor.h"
+#include "util/mem.h"
 
 /* --- monitor-owned nodes ---------------------------------------------- */
 
@@ -26,7 +27,7 @@ static size_t n_owned;
 
 void monitor_track_node(BlockDriverState *bs)
 {
-    owned = realloc(owned, sizeof(*owned) * (n_owned + 1));
+    owned = aiolab_xrealloc(owned, sizeof(*owned) * (n_owned + 1));
     owned[n_owned++] = bs;
 }
 
@@ -46,7 +47,7 @@ static void append(char **buf, size_t *len, const char *s)
 {
     size_t n = strlen(s);
 
-    *buf = realloc(*buf, *len + n + 1);
+    *buf = aiolab_xrealloc(*buf, *len + n + 1);
     memcpy(*buf + *len, s, n + 1);
     *len += n;
 }
@@ -101,7 +102,7 @@ static bool flatten(json_t *obj, const char *prefix, char **buf, size_t *len,
 
 char *qmp_blockdev_options(json_t *args, Error **errp)
 {
-    char *buf = strdup("");
+    char *buf = aiolab_xstrdup("");
     size_t len = 0;
 
     if (!flatten(args, "", &buf, &len, errp)) {
