@@ -53,6 +53,7 @@ static void bdrv_do_drained_end(BlockDriverState *bs, BdrvChild *parent);
 
 void bdrv_inc_in_flight(BlockDriverState *bs)
 {
+    REQUIRE_NONNULL(bs);
     qatomic_inc(&bs->in_flight);
 }
 
@@ -61,6 +62,7 @@ void bdrv_dec_in_flight(BlockDriverState *bs)
     /* The RMW publishes the request's accesses (release); a drain's poll
      * reads in_flight with acquire.  Then wake a main loop waiting for
      * in_flight to reach 0 (QEMU's bdrv_wakeup). */
+    REQUIRE_NONNULL(bs);
     qatomic_dec(&bs->in_flight);
     aio_wait_kick();
 }

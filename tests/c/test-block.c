@@ -1270,6 +1270,12 @@ static void death_open_without_bql(void)
     bdrv_open(NULL, NULL, "driver=null-co", 0, NULL);
 }
 
+static void death_in_flight_null(void)
+{
+    setup();
+    bdrv_inc_in_flight(NULL);
+}
+
 static void death_aio_without_context_bh(void *opaque)
 {
 }
@@ -1339,6 +1345,8 @@ static const TestCase tests[] = {
       .death = "bdrv_open() requires the BQL (GLOBAL_STATE_CODE" },
     { "/block/death/aio-without-context", death_aio_without_context,
       .death = "must be called from a thread with an AioContext" },
+    { "/block/death/in-flight-null", death_in_flight_null,
+      .death = "bdrv_inc_in_flight() got NULL for 'bs'" },
     { NULL }
 };
 
