@@ -372,6 +372,9 @@ def check_run(res, patterns, image=None, disk_size=None):
                        f"wrote {sha(p)}")
     if res.get("sync") != "rc=0":
         bad.append(f"sync: {res.get('sync')}")
+    if res.get("discard") != "rc=0":
+        bad.append(f"discard (blkdiscard of the scratch region): "
+                   f"{res.get('discard')}")
     if res.get("read1") != sha(b"".join(patterns)):
         bad.append(f"buffered read-back {res.get('read1')} != "
                    f"{sha(b''.join(patterns))}")
