@@ -37,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 #include "tools/img.h"
+#include "util/mem.h"
 
 typedef struct BenchData BenchData;
 
@@ -175,9 +176,9 @@ static bool bench_done(BenchData *b)
 
 static BenchSlot *bench_slots_new(BenchData *b, int pattern)
 {
-    BenchSlot *slots = calloc(b->depth, sizeof(*slots));
+    BenchSlot *slots = aiolab_xcalloc(b->depth, sizeof(*slots));
 
-    b->free_slots = calloc(b->depth, sizeof(*b->free_slots));
+    b->free_slots = aiolab_xcalloc(b->depth, sizeof(*b->free_slots));
     for (int64_t i = 0; i < b->depth; i++) {
         if (posix_memalign(&slots[i].buf, 4096, b->bufsize)) {
             img_error("out of memory");

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tools/img.h"
+#include "util/mem.h"
 
 void img_error(const char *fmt, ...)
 {
@@ -104,7 +105,7 @@ static char *opt_value(const char *opts, const char *key)
             const char *v = p + klen + 1;
             size_t n = strcspn(v, ",");
 
-            return strndup(v, n);
+            return aiolab_xstrndup(v, n);
         }
         p = strchr(p, ',');
         while (p && p[1] == ',') {
@@ -119,7 +120,7 @@ static char *opt_value(const char *opts, const char *key)
 static char *file_options(const char *drv, const char *filename)
 {
     size_t n = strlen(filename);
-    char *s = malloc(strlen(drv) + 2 * n + 32), *q;
+    char *s = aiolab_xmalloc(strlen(drv) + 2 * n + 32), *q;
 
     q = s + sprintf(s, "driver=%s,filename=", drv);
     for (; *filename; filename++) {
@@ -199,7 +200,7 @@ static bool object_prop(const char *kv, const char *key, int64_t *v)
 
 bool img_apply_object(const char *spec)
 {
-    char *copy = strdup(spec), *save = NULL, *kv;
+    char *copy = aiolab_xstrdup(spec), *save = NULL, *kv;
     int64_t batch = -1, tmin = -1, tmax = -1, *v;
     bool has_id = false, ok = true;
     Error *err = NULL;
@@ -261,7 +262,7 @@ bool img_open(const ImgOpenConf *conf, ImgImage *img)
         return false;
     }
     if (conf->image_opts) {
-        opts = strdup(conf->filename);
+        opts = aiolab_xstrdup(conf->filename);
     } else {
         const char *fmt = conf->fmt;
 
@@ -275,7 +276,7 @@ bool img_open(const ImgOpenConf *conf, ImgImage *img)
         /* An aio= in --image-opts wins, as an explicit option does in
          * QEMU; other drivers have no engine to choose. */
         if (!aio) {
-            char *more = malloc(strlen(opts) + strlen(conf->aio) + 8);
+            char *more = aiolab_xmalloc(strlen(opts) + strlen(conf->aio) + 8);
 
             sprintf(more, "%s,aio=%s", opts, conf->aio);
             free(opts);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "monitor/monitor.h"
 #include "tools/opts.h"
+#include "util/mem.h"
 
 void opts_verror(const char *prog, const char *opt, const char *arg,
                  const char *fmt, va_list ap)
@@ -26,7 +27,7 @@ json_t *opts_keyval(const char *str, const char *implied_key, bool unique,
                     Error **errp)
 {
     json_t *obj = json_object();
-    char *buf = malloc(strlen(str) + 1);
+    char *buf = aiolab_xmalloc(strlen(str) + 1);
     const char *p = str, *key;
     bool first = true;
 

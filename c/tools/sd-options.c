@@ -17,6 +17,7 @@
 #include "monitor/monitor.h"
 #include "tools/opts.h"
 #include "tools/sd.h"
+#include "util/mem.h"
 
 #define SD_MAX_CHARDEVS 16
 
@@ -176,8 +177,8 @@ static bool sd_chardev(const char *arg, Error **errp)
     } else if (n_chardevs == SD_MAX_CHARDEVS) {
         error_setg(errp, "too many chardevs (at most %d)", SD_MAX_CHARDEVS);
     } else {
-        chardevs[n_chardevs].id = strdup(id);
-        chardevs[n_chardevs].path = strdup(path);
+        chardevs[n_chardevs].id = aiolab_xstrdup(id);
+        chardevs[n_chardevs].path = aiolab_xstrdup(path);
         chardevs[n_chardevs].wait = !wait || !strcmp(wait, "on");
         n_chardevs++;
         ok = true;
@@ -236,7 +237,7 @@ static bool sd_write_pidfile(const char *path, Error **errp)
         error_setg_errno(errp, errno, "cannot create PID file");
         return false;
     }
-    pidfile = strdup(path);
+    pidfile = aiolab_xstrdup(path);
     return true;
 }
 
@@ -255,7 +256,7 @@ static bool sd_trace(const char *arg, Error **errp)
         return false;
     }
     free(trace_file);
-    trace_file = strdup(arg + 5);
+    trace_file = aiolab_xstrdup(arg + 5);
     aiolab_trace_set_enabled(true);
     return true;
 }

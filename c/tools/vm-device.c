@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tools/vm.h"
+#include "util/mem.h"
 
 typedef struct DevProp {
     const char *name;
@@ -154,8 +155,8 @@ static bool parse_mapping(json_t *list, Mapping *mp, Error **errp)
         return false;
     }
     mp->n = json_array_size(list);
-    mp->items = calloc(mp->n + 1, sizeof(*mp->items));
-    mp->vqs = calloc(mp->n + 1, sizeof(*mp->vqs));
+    mp->items = aiolab_xcalloc(mp->n + 1, sizeof(*mp->items));
+    mp->vqs = aiolab_xcalloc(mp->n + 1, sizeof(*mp->vqs));
     for (i = 0; i < mp->n; i++) {
         json_t *item = json_array_get(list, i), *v;
         const char *key;
@@ -194,7 +195,7 @@ static bool parse_mapping(json_t *list, Mapping *mp, Error **errp)
                        "'iothread-vq-mapping[%zu].vqs', expected: array", i);
             return false;
         }
-        mp->vqs[i] = calloc(json_array_size(v) + 1, sizeof(uint16_t));
+        mp->vqs[i] = aiolab_xcalloc(json_array_size(v) + 1, sizeof(uint16_t));
         for (j = 0; j < json_array_size(v); j++) {
             json_t *e = json_array_get(v, j);
             if (!json_is_integer(e) || json_integer_value(e) < 0 ||

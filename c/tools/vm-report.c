@@ -10,6 +10,7 @@
 #include <string.h>
 #include "monitor/monitor.h"
 #include "tools/vm.h"
+#include "util/mem.h"
 
 static const char *fmt_ns(int64_t ns, char *buf, size_t len)
 {
@@ -163,7 +164,7 @@ static json_t *report_json(AiolabMachine *m, ShutdownCause cause,
                            int *errors)
 {
     json_t *wls = json_array(), *devs = json_array();
-    AiolabLatencyHist *all = calloc(1, sizeof(*all));
+    AiolabLatencyHist *all = aiolab_xcalloc(1, sizeof(*all));
     uint64_t ops = 0, verr = 0, lost = 0, ioerr = 0;
     int64_t elapsed = 0;
     int i;
@@ -172,7 +173,7 @@ static json_t *report_json(AiolabMachine *m, ShutdownCause cause,
         json_array_append_new(devs, device_json(m, i, errors));
     }
     for (i = 0; i < aiolab_machine_get_smp(m); i++) {
-        AiolabWorkloadStats *st = calloc(1, sizeof(*st));
+        AiolabWorkloadStats *st = aiolab_xcalloc(1, sizeof(*st));
 
         aiolab_machine_get_workload_stats(m, i, st);
         if (st->has_io || st->mmio_exits > 0 || st->mmio_hold_ns > 0) {
