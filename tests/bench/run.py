@@ -129,7 +129,7 @@ def const(v):
 class Row:
     def __init__(self, num, name, title, unit, placement, impls, checks,
                  what, metrics=("value",), cdf=False, ratio_to=None,
-                 logx=False, notrace=True, runs=None):
+                 logx=False, notrace=True, runs=None, quick_runs=None):
         self.num = num
         self.name = name
         self.title = title
@@ -146,6 +146,9 @@ class Row:
         # Runs per figure for this row whatever --runs says (at least 3):
         # for rows whose every run is expensive (a guest boots).
         self.runs = runs
+        # With --quick (a smoke run, not a measurement): this many runs,
+        # if fewer than 3 are enough to show the row works.
+        self.quick_runs = quick_runs
 
 
 def rows(cpu, cpu2):
@@ -552,6 +555,8 @@ def measure(row, progs, args, log):
     errors = {}
     skipped = {}
     runs = max(3, row.runs) if row.runs else args.runs
+    if args.quick and row.quick_runs:
+        runs = row.quick_runs
     for rep in range(runs):
         for impl in row.impls:
             if impl.key in errors or impl.key in skipped:
