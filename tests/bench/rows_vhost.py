@@ -4,7 +4,8 @@ aiolab-storage-daemon beside Debian's qemu-storage-daemon (7.2), both
 serving a real Linux guest under Debian's QEMU with TCG, interleaved in
 the same run (bench_vhost.py: one boot per run, three workloads per
 boot; a boot costs ~10 s under TCG, so the row has 3 runs per daemon
-whatever --runs says, and one row rather than one per workload).
+whatever --runs says, 1 with --quick, and one row rather than one per
+workload).
 
 Informational, without a target: under TCG the emulated guest (its
 block layer and virtio_blk driver, QEMU's emulated PCI and its kick and
@@ -50,7 +51,8 @@ def rows(cpu, cpu2, api):
         "the back-end's own cost, comparable between the daemons.  No "
         "target, informational: under TCG the guest is the bottleneck "
         "(the NBD rows compare the back-ends).  3 runs per daemon "
-        "whatever --runs says, tracing on only: each run is a boot.",
+        "whatever --runs says (1 with --quick), tracing on only: each run "
+        "is a boot.",
         metrics=("value", "daemon_cpu_ns", "write1",
                  "write1_daemon_cpu_ns", "read8", "read8_daemon_cpu_ns"),
-        ratio_to="aiolab", notrace=False, runs=3)]
+        ratio_to="aiolab", notrace=False, runs=3, quick_runs=1)]
