@@ -282,7 +282,10 @@ int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
 int bdrv_check_request(int64_t offset, int64_t bytes);
 bool bdrv_qiov_is_aligned(QEMUIOVector *qiov, size_t addr_align,
                           size_t len_align);
+/* A buffer aligned for @bs's I/O; aborts when memory runs out. */
 void *qemu_blockalign(BlockDriverState *bs, size_t size);
+/* The same, or NULL: for sizes a client or a guest chose. */
+void *qemu_try_blockalign(BlockDriverState *bs, size_t size);
 
 /*
  * Running a coroutine_fn synchronously (QEMU's generated co_wrapper):

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block/block_int.h"
+#include "util/mem.h"
 #include "util/trace-internal.h"
 
 #define ROUND_DOWN(n, a) ((n) / (a) * (a))
@@ -69,13 +70,21 @@ bool bdrv_qiov_is_aligned(QEMUIOVector *qiov, size_t addr_align,
     return true;
 }
 
-void *qemu_blockalign(BlockDriverState *bs, size_t size)
+void *qemu_try_blockalign(BlockDriverState *bs, size_t size)
 {
     size_t align = MAX(bs->bl.min_mem_alignment, 4096);
     void *p = NULL;
 
-    AIOLAB_ASSERT(posix_memalign(&p, align, size ? size : 1) == 0,
-                  "out of memory");
+    return posix_memalign(&p, align, size ? size : 1) == 0 ? p : NULL;
+}
+
+void *qemu_blockalign(BlockDriverState *bs, size_t size)
+{
+    void *p = qemu_try_blockalign(bs, size);
+
+    if (!p) {
+        aiolab_oom(size);
+    }
     return p;
 }
 
@@ -434,7 +443,7 @@ static int coroutine_fn bdrv_co_zero_partial(BlockDriverState *bs,
     if (bytes == 0) {
         return 0;
     }
-    zeroes = calloc(1, bytes);
+    zeroes = aiolab_xcalloc(1, bytes);     /* less than one block */
     qemu_iovec_init_buf(&qiov, zeroes, bytes);
     ret = bdrv_aligned_pwritev(bs, offset, bytes, &qiov,
                                flags & BDRV_REQ_FUA);

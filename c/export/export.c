@@ -19,6 +19,7 @@
 #include <string.h>
 #include "block/block_int.h"
 #include "export/export-int.h"
+#include "util/mem.h"
 
 #define RULE_EXP_REF "(an export is referenced by whoever uses it)"
 
@@ -98,8 +99,8 @@ void blk_exp_driver_register(const BlockExportDriver *drv)
                   drv->type ? drv->type : "?");
     AIOLAB_ASSERT(!find_driver(drv->type), "export type '%s' registered "
                   "twice", drv->type);
-    registered = realloc(registered, (n_registered + 1) * sizeof(*registered));
-    AIOLAB_ASSERT(registered, "out of memory");
+    registered = aiolab_xreallocarray(registered, n_registered + 1,
+                                      sizeof(*registered));
     registered[n_registered++] = drv;
 }
 
@@ -355,10 +356,10 @@ BlockExport *blk_exp_add(const char *options, Error **errp)
     if (blk_insert_bs(blk, bs, errp) < 0) {
         goto fail;
     }
-    exp = calloc(1, drv->instance_size);
-    AIOLAB_ASSERT(exp, "out of memory");
+    exp = aiolab_xcalloc(1, drv->instance_size);
     *exp = (BlockExport) {
-        .drv = drv, .id = strdup(c.id), .blk = blk, .writable = c.writable,
+        .drv = drv, .id = aiolab_xstrdup(c.id), .blk = blk,
+        .writable = c.writable,
         .writethrough = c.writethrough, .refcount = 1, .user_owned = true,
         .ctx = blk_get_aio_context(blk),
     };

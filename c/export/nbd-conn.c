@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "export/nbd-int.h"
+#include "util/mem.h"
 
 static unsigned next_client_id;
 bool nbd_quiet;
@@ -53,11 +54,9 @@ void nbd_log(const char *fmt, ...)
 
 NBDClient *nbd_client_new(int fd, AioContext *ctx)
 {
-    NBDClient *c = calloc(1, sizeof(*c));
+    NBDClient *c = aiolab_xcalloc(1, sizeof(*c));
 
-    AIOLAB_ASSERT(c, "out of memory");
-    c->inbuf = malloc(NBD_INBUF_SIZE);
-    AIOLAB_ASSERT(c->inbuf, "out of memory");
+    c->inbuf = aiolab_xmalloc(NBD_INBUF_SIZE);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     c->id = qatomic_fetch_add(&next_client_id, 1) + 1;
     c->fd = fd;

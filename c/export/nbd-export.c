@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <aiolab/nbd.h>
 #include "export/nbd-int.h"
+#include "util/mem.h"
 
 typedef struct NBDRequestData {
     NBDClient *c;
@@ -262,10 +263,11 @@ static void coroutine_fn nbd_co_request(void *opaque)
 
     if (!rd->error) {
         if (rd->req.type == NBD_CMD_READ && rd->req.len) {
-            rd->data = qemu_blockalign(blk_bs(c->exp->common.blk),
-                                       rd->req.len);
+            rd->data = qemu_try_blockalign(blk_bs(c->exp->common.blk),
+                                           rd->req.len);
         }
-        ret = nbd_do_request(c, rd);
+        ret = rd->req.type == NBD_CMD_READ && rd->req.len && !rd->data ?
+              -ENOMEM : nbd_do_request(c, rd);
         if (ret < 0) {
             rd->error = nbd_errno(ret);
             rd->why = strerror(-ret);
@@ -308,8 +310,7 @@ static int coroutine_fn nbd_co_receive_one(NBDClient *c,
     if (ret < 0) {
         return ret;
     }
-    rd = calloc(1, sizeof(*rd));
-    AIOLAB_ASSERT(rd, "out of memory");
+    rd = aiolab_xcalloc(1, sizeof(*rd));
     rd->c = c;
     if (!nbd_parse_request(hdr, &rd->req)) {
         nbd_log("NBD client %u: bad request magic 0x%08x, "
@@ -333,8 +334,19 @@ static int coroutine_fn nbd_co_receive_one(NBDClient *c,
                 (unsigned long long)rd->req.from, rd->why);
         ret = payload ? nbd_co_skip(c, payload) : 0;
     } else if (payload) {
-        rd->data = qemu_blockalign(blk_bs(c->exp->common.blk), payload);
-        ret = nbd_co_read(c, rd->data, payload, false);
+        /* the client's size: no memory fails this request, not the daemon */
+        rd->data = qemu_try_blockalign(blk_bs(c->exp->common.blk), payload);
+        if (rd->data) {
+            ret = nbd_co_read(c, rd->data, payload, false);
+        } else {
+            v = NBD_REQ_ERROR;
+            rd->error = NBD_ENOMEM;
+            rd->why = "out of memory";
+            nbd_log("NBD client %u: no memory for the %u bytes of a %s "
+                    "request, refused", c->id, payload,
+                    nbd_cmd_name(rd->req.type));
+            ret = nbd_co_skip(c, payload);
+        }
     }
     if (ret < 0) {
         nbd_log("NBD client %u: connection lost in the middle of the "
@@ -548,8 +560,8 @@ static int nbd_export_create(BlockExport *e, BlockExportOptions *opts,
                          "length");
         return size;
     }
-    exp->name = strdup(name);
-    exp->description = desc ? strdup(desc) : NULL;
+    exp->name = aiolab_xstrdup(name);
+    exp->description = desc ? aiolab_xstrdup(desc) : NULL;
     exp->size = size;
     exp->min_block = aiolab_bdrv_get_request_alignment(blk_bs(e->blk));
     exp->multi_conn = multi_conn;

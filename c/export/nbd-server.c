@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include <aiolab/nbd.h>
 #include "export/nbd-int.h"
+#include "util/mem.h"
 
 /* --- Main loop, BQL held -------------------------------------------------- */
 static struct {
@@ -333,7 +334,7 @@ static NBDExport *coroutine_fn nbd_co_negotiate(NBDClient *c)
                     nbd_opt_name(opt));
             return NULL;
         }
-        data = malloc(len ? len : 1);
+        data = aiolab_xmalloc(len ? len : 1);
         ret = nbd_co_read(c, data, len, false);
         if (ret < 0) {
             nbd_log("NBD client %u: connection lost in the middle of "
@@ -463,7 +464,7 @@ bool nbd_server_start(const char *options, Error **errp)
     if (server.listen_fd < 0) {
         goto out;
     }
-    server.path = strdup(path);
+    server.path = aiolab_xstrdup(path);
     server.max_connections = max_conn;
     server.running = true;
     nbd_server_update_accept();

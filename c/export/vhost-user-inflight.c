@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "export/vhost-user-int.h"
+#include "util/mem.h"
 
 uint64_t vu_inflight_queue_size(uint16_t queue_size)
 {
@@ -211,8 +212,7 @@ bool vu_inflight_recover(VuVring *vr, uint16_t used_idx, Error **errp)
         r->used_idx = used_idx;
     }
     free(vr->resubmit);
-    vr->resubmit = malloc(num * sizeof(uint16_t));
-    AIOLAB_ASSERT(vr->resubmit, "out of memory");
+    vr->resubmit = aiolab_xmalloc(num * sizeof(uint16_t));
     for (unsigned int i = 0; i < num; i++) {
         if (r->desc[i].inflight) {
             vr->resubmit[n++] = i;

@@ -38,6 +38,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "export/vhost-user-int.h"
+#include "util/mem.h"
 
 bool vu_server_quiet;
 
@@ -190,10 +191,9 @@ VuServer *vu_server_new(const char *name, const char *path, GuestMemory *mem,
     if (fd < 0) {
         return NULL;
     }
-    s = calloc(1, sizeof(*s));
-    AIOLAB_ASSERT(s, "out of memory");
-    s->name = strdup(name);
-    s->path = strdup(path);
+    s = aiolab_xcalloc(1, sizeof(*s));
+    s->name = aiolab_xstrdup(name);
+    s->path = aiolab_xstrdup(path);
     s->listen_fd = fd;
     s->conn_fd = -1;
     s->mem = mem;
@@ -214,8 +214,7 @@ void vu_server_set_device(VuServer *s, VirtIODevice *vdev,
     s->ops = ops;
     s->opaque = opaque;
     s->nvrings = virtio_get_num_queues(vdev);
-    s->vrings = calloc(s->nvrings, sizeof(*s->vrings));
-    AIOLAB_ASSERT(s->vrings, "out of memory");
+    s->vrings = aiolab_xcalloc(s->nvrings, sizeof(*s->vrings));
     for (int i = 0; i < s->nvrings; i++) {
         s->vrings[i] = (VuVring) { .server = s, .index = i, .kick_fd = -1,
                                    .call_fd = -1, .err_fd = -1 };
