@@ -229,6 +229,24 @@ def test_bad_input(ctx):
         ctx.set_event_notifier(1, read=print)
 
 
+def test_absurd_ints_are_value_errors(ctx):
+    """Integers C cannot hold are a ValueError naming the parameter, the
+    same on both bindings (not cffi's or SWIG's own OverflowError, whose
+    SWIG text names a C function the user never called)."""
+    t = ctx.timer(print)
+    with pytest.raises(ValueError, match="ns must be <= 9223372036854775807"):
+        t.mod_ns(2 ** 70)
+    with pytest.raises(ValueError, match="ns must be >= -9223372036854775808"):
+        t.mod_ns(-2 ** 64)
+    t.close()
+    with pytest.raises(ValueError, match="fd must be <= 2147483647"):
+        ctx.add_reader(2 ** 40, print)
+    with pytest.raises(ValueError, match="max_ns must be <= "):
+        ctx.set_poll_params(2 ** 64)
+    with pytest.raises(ValueError, match="max must be <= "):
+        ctx.set_thread_pool_params(1, 2 ** 63)
+
+
 def test_fdmon_and_poll_params(ctx):
     assert ctx.fdmon in ("poll", "epoll", "io_uring")
     ctx.fdmon = "epoll"

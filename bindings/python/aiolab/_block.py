@@ -20,9 +20,9 @@ import os
 import weakref
 
 from ._backend import B, lib, raw
-from ._core import (AioContext, Error, RULE_GLOBAL_STATE, RULE_HAS_CONTEXT,
-                    call_errp, check_callable, check_int, check_rule,
-                    context_for)
+from ._core import (INT_MAX, AioContext, Error, RULE_GLOBAL_STATE,
+                    RULE_HAS_CONTEXT, call_errp, check_callable, check_int,
+                    check_rule, context_for)
 from ._tasks import Future
 
 BDRV_O_RDWR = 0x0002
@@ -285,7 +285,7 @@ class BlockDriverState:
                      once=False):
         """Fail requests of iotype ("read", "write", "flush", "any")
         overlapping [offset, offset+length) with -errno."""
-        check_int(errno, "errno", minimum=1)
+        check_int(errno, "errno", minimum=1, maximum=INT_MAX)
         return _check_io(lib.aiolab_blkdebug_inject_error(
             self._live(), B.s(iotype), errno, offset, length, bool(once)),
             "inject_error")

@@ -99,13 +99,22 @@ def check_callable(fn, what):
         raise TypeError(f"{what} must be callable, not {type(fn).__name__}")
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+INT_MAX = (1 << 31) - 1
+
+
 def check_int(value, what, minimum=None, maximum=None):
+    """@value as an int for C: a TypeError or ValueError naming @what, never
+    the binding's OverflowError.  Without bounds, C's int64_t bounds; give
+    maximum=INT_MAX for a C int, U64 and so on for unsigned fields."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, not {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{what} must be <= {maximum}, not {value}")
+    lo = INT64_MIN if minimum is None else minimum
+    hi = INT64_MAX if maximum is None else maximum
+    if value < lo:
+        raise ValueError(f"{what} must be >= {lo}, not {value}")
+    if value > hi:
+        raise ValueError(f"{what} must be <= {hi}, not {value}")
     return value
 
 
@@ -591,7 +600,7 @@ def _swig_pool_stats(ptr):
 def _fileno(fd):
     if hasattr(fd, "fileno"):
         fd = fd.fileno()
-    check_int(fd, "fd", minimum=0)
+    check_int(fd, "fd", minimum=0, maximum=INT_MAX)
     return fd
 
 

@@ -24,7 +24,7 @@ import threading
 import time
 
 from ._backend import B, lib, raw
-from ._core import Error, call_errp, check_int
+from ._core import INT_MAX, Error, call_errp, check_int
 from ._hwbackend import H, MACHINE_EVENT_FIELDS
 from ._threads import bql, main_loop
 from ._blkconf import make_blk_conf
@@ -133,7 +133,7 @@ class Machine:
     process; close() frees it (a context manager)."""
 
     def __init__(self, smp=1, ram_size=128 << 20, no_shutdown=False):
-        check_int(smp, "smp")
+        check_int(smp, "smp", maximum=INT_MAX)
         conf = H.new("AiolabMachineConf")
         conf.smp, conf.ram_size = smp, _size(ram_size, "ram_size")
         conf.no_shutdown = bool(no_shutdown)
