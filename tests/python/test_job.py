@@ -282,8 +282,11 @@ def test_undrained_switch_loses_a_write(gs, tmp_path):
         acked = []
 
         async def write():
-            await blk.aio_write(0, b"B" * 4096)
-            acked.append(True)
+            fut = blk.aio_write(0, b"B" * 4096)
+            # Acknowledged when the completion callback runs, which a drain
+            # waits for; the task itself resumes later, in a BH of io0.
+            fut.add_done_callback(lambda f: acked.append(True))
+            await fut
             aiolab.aio_wait_kick()
         io.run(lambda: io.ctx.create_task(write()))
         aiolab.aio_wait_while(None, lambda: not old.is_suspended("held"))
