@@ -26,7 +26,7 @@ static char *vformat(const char *fmt, va_list ap)
     char *s = NULL;
 
     if (vasprintf(&s, fmt, ap) < 0) {
-        aiolab_die(__func__, "failed to format a message (out of memory)");
+        aiolab_oom(0);
     }
     return s;
 }
