@@ -53,10 +53,17 @@ the p99 latency in ns; also iops, p50, p99, p99.9 (ns, from
 the guest's submit to its collection of the completion, fio's lat, i.e.
 submission to completion), quantiles (aiolab: 0..100 from the guest's
 histogram) and the aiolab run's thread CPU times and interrupt counts.
+cpu_ns_per_request is the CPU time used per request, which the machine's
+other load disturbs much less than the wall time: aiolab-vm, every
+thread's CPU time (guest vCPUs, IOThread, main thread; the guest's share
+included, which the peers do not have) / the guest's requests; fio, its
+job's usr_cpu + sys_cpu over the job's runtime; qemu-img, its process's
+rusage (start-up included).
 """
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -220,6 +227,8 @@ def run_vm(o):
            "ops": w["reads"] + w["writes"], "interrupts": w["interrupts"],
            "kicks": w["kicks"], "kicks_suppressed": w["kicks_suppressed"],
            "threads": {t["name"]: t["cpu_ns"] for t in rep["threads"]},
+           "cpu_ns_per_request": sum(t["cpu_ns"] for t in rep["threads"]) /
+                                 max(1, w["reads"] + w["writes"]),
            "quantiles": quantiles_from_histogram(
                rep["overall"].get("histogram") or []),
            "vm_cmd": " ".join(cmd)}
@@ -256,9 +265,13 @@ def run_fio(o):
         raise SystemExit("fio exited %d: %s\n%s" % (r.returncode,
                                                    " ".join(cmd), r.stderr))
     j = json.loads(r.stdout[r.stdout.index("{"):])
-    rd = j["jobs"][0]["read"]
+    job = j["jobs"][0]
+    rd = job["read"]
     pct = rd["lat_ns"]["percentile"]
+    # usr_cpu and sys_cpu: percent of the job's runtime (ms).
+    cpu_ns = (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["job_runtime"] * 1e6
     return {"iops": rd["iops"], "p50": pct["50.000000"],
+            "cpu_ns_per_request": cpu_ns / max(1, rd["total_ios"]),
             "p99": pct["99.000000"], "p99.9": pct["99.900000"],
             "mean": rd["lat_ns"]["mean"], "ops": rd["total_ios"],
             "impl": "fio %s %s" % (j.get("fio version", ""), engine),
@@ -271,7 +284,10 @@ def run_qemu_img(o):
     cmd = ["taskset", "-c", str(cpu), "qemu-img", "bench", "-c", str(count),
            "-d", str(int(o.get("iodepth", 32))), "-s", "4096",
            "--image-opts", "driver=null-co,size=1G"]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     m = re.search(r"Run completed in ([0-9.]+) seconds", r.stdout)
     if r.returncode != 0 or not m:
         raise SystemExit("qemu-img exited %d: %s\n%s%s" % (
@@ -279,6 +295,7 @@ def run_qemu_img(o):
     ver = subprocess.run(["qemu-img", "--version"], capture_output=True,
                          text=True).stdout.split("\n")[0]
     return {"iops": count / float(m.group(1)), "ops": count,
+            "cpu_ns_per_request": cpu_s * 1e9 / count,
             "impl": ver.replace(" version", ""), "qemu_img_cmd": " ".join(cmd)}
 
 
