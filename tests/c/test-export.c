@@ -735,21 +735,46 @@ static void race_on_deleted(const char *id, void *opaque)
     qatomic_set(&race_deleted, true);
 }
 
+/* A second front-end: connects, asks GET_FEATURES, has its answer.  The
+ * export serves one front-end at a time, so the answer means the
+ * previous one's disconnect was handled completely. */
+static void *vu_probe_thread(void *opaque)
+{
+    VuFront *f = opaque;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    uint64_t offered;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
+    f->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(f->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        FRONT_FAIL(f, "the second connect");
+    }
+    if (!vu_front_send(f, VU_GET_FEATURES, VU_VERSION, NULL, 0, -1) ||
+        !vu_front_reply(f, VU_GET_FEATURES, &offered)) {
+        FRONT_FAIL(f, "the second front-end's GET_FEATURES");
+    }
+    qatomic_set(&f->ready, true);
+    return NULL;
+}
+
 /*
  * The export (queue in IOThread io0, a node that holds each request
- * 50 ms) is deleted while its one request is in flight.  Deleting stops
- * the device: detach the queue in io0, drain.  The request completes in
- * io0 inside a held defer_call section (hold_section_bh), so the drain
- * ends while io0 has yet to write the completion's interrupt to the call
- * fd.  The device's stop must wait for io0 before the export closes its
- * copy of the call fd and frees the queues: deletion ends only after the
- * section did, and the interrupt reaches the front-end.  Without that
- * wait, deletion ended during the hold and io0 then wrote through a
- * freed queue (ASan: heap-use-after-free) to a closed fd.
+ * 50 ms) loses its device while its one request is in flight: the
+ * export is deleted (@disconnect false) or the front-end hangs up.
+ * Either stops the device: detach the queue in io0, drain.  The request
+ * completes in io0 inside a held defer_call section (hold_section_bh),
+ * so the drain ends while io0 has yet to write the completion's
+ * interrupt to the call fd.  The device's stop must wait for io0 before
+ * the export closes its copy of the call fd (disconnect) or frees the
+ * queues (deletion): the teardown ends only after the section did, and
+ * the interrupt reaches the front-end.  Without that wait the teardown
+ * ended during the hold, and io0 then wrote through a closed fd or a
+ * freed queue (ASan: heap-use-after-free).
  */
-static void test_vhost_user_teardown_waits_for_iothread(void)
+static void race_run(bool disconnect)
 {
     char dir[] = "/tmp/aiolab-test-export-XXXXXX", path[128], opts[320];
+    static VuFront probe;
     BlockDriverState *bs;
     pthread_t th;
     uint64_t cnt = 0;
@@ -781,15 +806,25 @@ static void test_vhost_user_teardown_waits_for_iothread(void)
     aio_bh_schedule_oneshot(iothread_get_aio_context(race_io),
                             hold_section_bh, NULL);
     run_main_loop_until(&hold_started, 5000, "io0 opens its section");
-    blk_exp_request_shutdown(blk_exp_find("vu0"));
-    run_main_loop_until(&race_deleted, 5000, "export deletion");
-    /* The check: deletion returned only after io0's section ended. */
+    if (disconnect) {
+        close(race_front.sock);
+        probe.path = path;
+        pthread_create(&th, NULL, vu_probe_thread, &probe);
+        run_main_loop_until(&probe.ready, 5000, "the next front-end");
+        pthread_join(th, NULL);
+    } else {
+        blk_exp_request_shutdown(blk_exp_find("vu0"));
+        run_main_loop_until(&race_deleted, 5000, "export deletion");
+    }
+    /* The check: the teardown ended only after io0's section did. */
     if (!qatomic_read(&hold_done)) {
         qatomic_set(&torn_down, true);
-        harness_fail(__FILE__, __LINE__, "the export was deleted while "
-                     "io0 was still inside the section of the request's "
-                     "completion, its call fd write still to come: the "
-                     "device's stop did not wait for the queue's IOThread");
+        harness_fail(__FILE__, __LINE__, "%s while io0 was still inside "
+                     "the section of the request's completion, its call "
+                     "fd write still to come: the device's stop did not "
+                     "wait for the queue's IOThread", disconnect ?
+                     "the front-end's disconnect was handled" :
+                     "the export was deleted");
     }
     qatomic_set(&torn_down, true);
     ASSERT_FALSE(qatomic_read(&torn_down_during_hold));
@@ -800,8 +835,14 @@ static void test_vhost_user_teardown_waits_for_iothread(void)
     ASSERT_EQ(read(race_front.call, &cnt, 8), 8);
     ASSERT_EQ(cnt, 1);
 
+    if (disconnect) {
+        close(probe.sock);
+        blk_exp_request_shutdown(blk_exp_find("vu0"));
+        run_main_loop_until(&race_deleted, 5000, "export deletion");
+    } else {
+        close(race_front.sock);
+    }
     blk_exp_set_deleted_listener(NULL, NULL);
-    close(race_front.sock);
     close(race_front.kick);
     close(race_front.call);
     munmap(race_front.ram, RAM_SIZE);
@@ -809,6 +850,16 @@ static void test_vhost_user_teardown_waits_for_iothread(void)
     bdrv_unref(bs);
     iothread_destroy(race_io);
     rmdir(dir);
+}
+
+static void test_vhost_user_delete_waits_for_iothread(void)
+{
+    race_run(false);
+}
+
+static void test_vhost_user_disconnect_waits_for_iothread(void)
+{
+    race_run(true);
 }
 
 static const TestCase tests[] = {
@@ -819,8 +870,10 @@ static const TestCase tests[] = {
     { "/export/connections-outlive-shutdown",
       test_connections_outlive_shutdown },
     { "/export/flush-at-delete", test_flush_at_delete },
-    { "/export/vhost-user/teardown-waits-for-iothread",
-      test_vhost_user_teardown_waits_for_iothread },
+    { "/export/vhost-user/delete-waits-for-iothread",
+      test_vhost_user_delete_waits_for_iothread },
+    { "/export/vhost-user/disconnect-waits-for-iothread",
+      test_vhost_user_disconnect_waits_for_iothread },
     { "/export/death/unref-twice", death_unref_twice,
       .death = "export 'e0' unreferenced more often than referenced" },
     { "/export/death/register-twice", death_register_twice,
