@@ -10,7 +10,7 @@
  * the vhost-user-blk export from a small C front-end in a thread, for a
  * teardown race no outside client can time: a queue's IOThread between
  * its last completion and the deferred interrupt (call fd) write, while
- * the main loop deletes the export.
+ * the main loop deletes the export or handles the front-end's hang-up.
  */
 #include <errno.h>
 #include <pthread.h>
