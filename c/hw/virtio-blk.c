@@ -131,6 +131,16 @@ static bool virtio_blk_handle_rw_error(VirtIOBlockReq *req, int error,
     BlockErrorAction action = error_action(s, is_read, error);
 
     aiolab_trace_mark("virtio_blk_rw_error", action);
+    /*
+     * The event (and for "stop" the stop request) is raised first, so it
+     * is queued before anything else can see the failure: the guest its
+     * IOERR, a reader of the stats the parked or failed count.  QEMU
+     * raises it last, but sends it at once; the machine queues it for
+     * its main loop.
+     */
+    if (s->conf.block_io_error) {
+        s->conf.block_io_error(s->conf.opaque, action, is_read, error);
+    }
     if (action == BLOCK_ERROR_ACTION_STOP) {
         /* Parked whole: the element stays popped (inuse), its data vector
          * is rebuilt when it is handled again. */
@@ -144,9 +154,6 @@ static bool virtio_blk_handle_rw_error(VirtIOBlockReq *req, int error,
         pthread_mutex_unlock(&s->rq_lock);
     } else if (action == BLOCK_ERROR_ACTION_REPORT) {
         complete_and_free(req, VIRTIO_BLK_S_IOERR);
-    }
-    if (s->conf.block_io_error) {
-        s->conf.block_io_error(s->conf.opaque, action, is_read, error);
     }
     return action != BLOCK_ERROR_ACTION_IGNORE;
 }
