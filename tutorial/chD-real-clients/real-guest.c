@@ -123,6 +123,53 @@ static bool in_story(const AiolabTraceRecord *r)
     return false;
 }
 
+/* [region: one-request] */
+/*
+ * The trace has no request ids.  The guest's first step reads the disk
+ * with `dd bs=64k iflag=direct`: one 64 KiB read at a time.  Take one
+ * (from the third on) and its window: back from its `request` begin to
+ * the ring pass that popped it and the kick fd's handler around that,
+ * forward from its end to the irqfd write.  Keep it only if it was
+ * alone: no other request began or ended in the window.
+ */
+static bool find_request(const AiolabTraceRecord *rec, size_t n, int io,
+                         size_t *kick, size_t *last)
+{
+    int seen = 0;
+
+    for (size_t b = 1; b < n; b++) {
+        size_t e = 0, pass = 0, k = 0, l = 0;
+        int others = 0;
+
+        if (!is(&rec[b], "request", 'B', io) || rec[b].arg != 65536 ||
+            ++seen < 3) {
+            continue;
+        }
+        for (size_t i = b + 1; i < n && !e; i++) {
+            e = is(&rec[i], "request", 'E', io) ? i : 0;
+        }
+        for (size_t i = b; i > 0 && !pass; i--) {
+            pass = is(&rec[i], "virtio_blk_handle_vq", 'B', io) ? i : 0;
+        }
+        for (size_t i = pass; i > 0 && !k; i--) {
+            k = is(&rec[i], "aio_dispatch_handler", 'B', io) ? i : 0;
+        }
+        for (size_t i = e; e && i < n && !l; i++) {
+            l = is(&rec[i], "virtio_notify_irqfd", 'i', io) ? i : 0;
+        }
+        for (size_t i = k; k && i <= l; i++) {
+            others += is(&rec[i], "request", 0, io) && i != b && i != e;
+        }
+        if (e && pass && k && l && others == 0) {
+            *kick = k;
+            *last = l;
+            return true;
+        }
+    }
+    return false;
+}
+/* [endregion] */
+
 int main(void)
 {
     static AiolabTraceRecord rec[MAXREC];
@@ -131,10 +178,10 @@ int main(void)
     AiolabTraceThread threads[32];
     IOThread *io;
     pthread_t th;
-    size_t n, nb, nt, first = 0, last = 0, kick = 0, req_b = 0, req_e = 0;
-    int io_tid, main_tid = tut_gettid(), io_bql = 0, seen64k = 0;
+    size_t n, nb, nt, last = 0, kick = 0;
+    int io_tid, main_tid = tut_gettid(), io_bql = 0;
     int worker_tid = 0, workers = 0, io_i = 0, worker_b = -1, worker_e = -1;
-    bool io_order = true, alone = true;
+    bool io_order = true;
     int64_t since;
     FILE *img;
     char *argv[] = { "python3", boot_py, SOCK, "--dir", "real-guest-work",
@@ -209,38 +256,9 @@ int main(void)
     }
     CHECK_EQ("io0 never took the BQL", io_bql, 0);
 
-    /* [region: one-request] */
-    /* The trace has no request ids.  The guest's first step reads the
-     * disk with `dd bs=64k iflag=direct`: one 64 KiB read at a time.
-     * Take the third one; the checks below prove it was alone. */
-    for (size_t i = 0; i < n && !req_b; i++) {
-        if (is(&rec[i], "request", 'B', io_tid) && rec[i].arg == 65536 &&
-            ++seen64k == 3) {
-            req_b = i;
-        }
-    }
-    for (size_t i = req_b + 1; req_b && i < n && !req_e; i++) {
-        req_e = is(&rec[i], "request", 'E', io_tid) ? i : 0;
-        alone &= !is(&rec[i], "request", 'B', io_tid);
-    }
-    for (size_t i = req_b; req_b && i > 0 && !first; i--) {
-        if (is(&rec[i], "virtio_blk_handle_vq", 'B', io_tid)) {
-            first = i;      /* the ring pass that popped it... */
-        }
-    }
-    for (size_t i = first; first && i > 0 && !kick; i--) {
-        if (is(&rec[i], "aio_dispatch_handler", 'B', io_tid)) {
-            kick = i;       /* ...inside the kick fd's handler */
-        }
-    }
-    for (size_t i = req_e; req_e && i < n && !last; i++) {
-        last = is(&rec[i], "virtio_notify_irqfd", 'i', io_tid) ? i : 0;
-    }
-    /* [endregion] */
-    CHECK("the trace holds a 64 KiB read from kick to irqfd",
-          req_b && req_e && kick && last);
-    CHECK("no other request was in flight from its begin to its end",
-          alone);
+    CHECK("a 64 KiB read of the guest's, alone in flight from its kick to "
+          "its irqfd write, is in the trace",
+          find_request(rec, n, io_tid, &kick, &last));
     nt = aiolab_trace_threads(threads, 32);
     printf("one request, from the kick to the interrupt (us since the "
            "kick):\n");
