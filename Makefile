@@ -133,9 +133,10 @@ TOOL_SRCS := $(wildcard c/tools/aiolab-*.c)
 TOOLS     := $(patsubst c/tools/%.c,$(BUILD)/bin/%,$(TOOL_SRCS))
 TOOL_PREFIX_aiolab-storage-daemon := sd
 # ... and the shared files TOOL_SHARED_aiolab-NAME names (c/tools/opts.c:
-# the command-line pieces of aiolab-vm and aiolab-storage-daemon).
-TOOL_SHARED_aiolab-vm := opts
-TOOL_SHARED_aiolab-storage-daemon := opts
+# the command-line pieces of aiolab-vm and aiolab-storage-daemon;
+# tool-main.c: their main()s' signal handling and IOThread shutdown).
+TOOL_SHARED_aiolab-vm := opts tool-main
+TOOL_SHARED_aiolab-storage-daemon := opts tool-main
 tool_prefix = $(or $(TOOL_PREFIX_$(1)),$(patsubst aiolab-%,%,$(1)))
 tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,\
                 $(wildcard c/tools/$(call tool_prefix,$(1))-*.c) \

@@ -25,52 +25,23 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 #include "monitor/monitor.h"
 #include "tools/sd.h"
+#include "tools/tool-main.h"
 
-static int sigfd = -1;
 static bool exit_requested;
 
+/* SIGINT, SIGTERM, SIGHUP (from the main loop: tool_signals_init) and
+ * QMP quit. */
 static void request_exit(void *opaque)
 {
     exit_requested = true;
     qemu_notify_event();
 }
 
-/* Signals arrive through a signalfd in the iohandler context, as QEMU's
- * do (util/main-loop.c: sigfd_handler), never in a signal handler. */
-static void sigfd_handler(void *opaque)
-{
-    struct signalfd_siginfo si;
-
-    if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-        request_exit(NULL);
-    }
-}
-
-static void setup_signals(void)
-{
-    sigset_t set;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sigfd >= 0) {
-        qemu_set_fd_handler(sigfd, sigfd_handler, NULL, NULL);
-    }
-    signal(SIGPIPE, SIG_IGN);       /* a client that hangs up */
-}
-
 static void teardown(void)
 {
-    IOThread *its[64];
-    size_t n, i;
-
     if (nbd_server_is_running()) {
         nbd_server_stop(&error_abort);  /* closes the NBD exports too */
     }
@@ -78,14 +49,8 @@ static void teardown(void)
     job_cancel_sync_all();
     monitor_cleanup();
     monitor_release_nodes();
-    n = aiolab_iothread_list(its, 64);
-    for (i = 0; i < n && i < 64; i++) {
-        iothread_destroy(its[i]);
-    }
-    if (sigfd >= 0) {
-        qemu_set_fd_handler(sigfd, NULL, NULL, NULL);
-        close(sigfd);
-    }
+    tool_destroy_iothreads();
+    tool_signals_cleanup();
     if (sd_pidfile()) {
         unlink(sd_pidfile());
     }
@@ -111,7 +76,8 @@ int main(int argc, char **argv)
     bql_lock();
     /* Signals first: an IOThread started by --object inherits the mask,
      * so only the main thread's signalfd sees them. */
-    setup_signals();
+    tool_signals_init((const int[]){ SIGINT, SIGTERM, SIGHUP, 0 },
+                      request_exit, NULL);
     monitor_set_quit_handler(request_exit, NULL);
     if (!sd_process_args(argc, argv, &exit_now) || exit_now) {
         teardown();

@@ -21,37 +21,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 #include "monitor/monitor.h"
+#include "tools/tool-main.h"
 #include "tools/vm.h"
 
-static int sigfd = -1;
-
-/* SIGINT/SIGTERM arrive through a signalfd in the iohandler context, as
- * QEMU's do (util/main-loop.c: sigfd_handler). */
-static void sigfd_handler(void *opaque)
+/* SIGINT/SIGTERM, from the main loop (tool_signals_init). */
+static void signal_shutdown(void *opaque)
 {
-    struct signalfd_siginfo si;
-
-    if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-        qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_SIGNAL);
-    }
-}
-
-static void setup_signals(void)
-{
-    sigset_t set;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sigfd >= 0) {
-        qemu_set_fd_handler(sigfd, sigfd_handler, NULL, NULL);
-    }
-    signal(SIGPIPE, SIG_IGN);
+    qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_SIGNAL);
 }
 
 /* Create everything the options name.  Returns false after printing. */
@@ -110,21 +87,12 @@ static bool build(const VmOptions *o, AiolabMachine **mp)
 
 static void teardown(AiolabMachine *m)
 {
-    IOThread *its[64];
-    size_t n, i;
-
     job_cancel_sync_all();          /* as QEMU's qemu_cleanup() */
     monitor_cleanup();
     aiolab_machine_free(m);
     monitor_release_nodes();
-    n = aiolab_iothread_list(its, 64);
-    for (i = 0; i < n && i < 64; i++) {
-        iothread_destroy(its[i]);
-    }
-    if (sigfd >= 0) {
-        qemu_set_fd_handler(sigfd, NULL, NULL, NULL);
-        close(sigfd);
-    }
+    tool_destroy_iothreads();
+    tool_signals_cleanup();
 }
 
 int main(int argc, char **argv)
@@ -158,7 +126,8 @@ int main(int argc, char **argv)
         monitor_cleanup();
         return 1;
     }
-    setup_signals();
+    tool_signals_init((const int[]){ SIGINT, SIGTERM, 0 }, signal_shutdown,
+                      NULL);
 
     cause = aiolab_machine_main_loop(m);
 
