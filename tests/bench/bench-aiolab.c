@@ -432,6 +432,17 @@ static void row_trace(void)
     json_end();
 }
 
+static const BenchRow rows[] = {
+    { "bh", row_bh },
+    { "wakeup", row_wakeup },
+    { "pingpong", row_pingpong },
+    { "timer", row_timer },
+    { "fd", row_fd },
+    { "coroutine", row_coroutine },
+    { "trace", row_trace },
+    { NULL, NULL },
+};
+
 int main(int argc, char **argv)
 {
     bench_init(argc, argv);
@@ -443,22 +454,6 @@ int main(int argc, char **argv)
         die("tracing is %s, expected %s (AIOLAB_TRACE in the environment?)",
             aiolab_trace_get_enabled() ? "on" : "off", trace_on ? "on" : "off");
     }
-    if (!strcmp(bench_row(), "bh")) {
-        row_bh();
-    } else if (!strcmp(bench_row(), "wakeup")) {
-        row_wakeup();
-    } else if (!strcmp(bench_row(), "pingpong")) {
-        row_pingpong();
-    } else if (!strcmp(bench_row(), "timer")) {
-        row_timer();
-    } else if (!strcmp(bench_row(), "fd")) {
-        row_fd();
-    } else if (!strcmp(bench_row(), "coroutine")) {
-        row_coroutine();
-    } else if (!strcmp(bench_row(), "trace")) {
-        row_trace();
-    } else {
-        die("unknown row %s", bench_row());
-    }
+    bench_run_row(rows);
     return 0;
 }

@@ -295,21 +295,18 @@ static void row_fd(void)
     }
 }
 
+static const BenchRow rows[] = {
+    { "bh", row_bh },
+    { "wakeup", row_wakeup },
+    { "pingpong", row_pingpong },
+    { "timer", row_timer },
+    { "fd", row_fd },
+    { NULL, NULL },
+};
+
 int main(int argc, char **argv)
 {
     bench_init(argc, argv);
-    if (!strcmp(bench_row(), "bh")) {
-        row_bh();
-    } else if (!strcmp(bench_row(), "wakeup")) {
-        row_wakeup();
-    } else if (!strcmp(bench_row(), "pingpong")) {
-        row_pingpong();
-    } else if (!strcmp(bench_row(), "timer")) {
-        row_timer();
-    } else if (!strcmp(bench_row(), "fd")) {
-        row_fd();
-    } else {
-        die("unknown row %s", bench_row());
-    }
+    bench_run_row(rows);
     return 0;
 }

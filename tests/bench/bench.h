@@ -107,6 +107,24 @@ static inline void die(const char *fmt, ...)
     exit(1);
 }
 
+/* The rows a program measures: { "bh", row_bh }, ..., { NULL, NULL }. */
+typedef struct BenchRow {
+    const char *name;
+    void (*run)(void);
+} BenchRow;
+
+/* Run the row argv[1] names (after bench_init()); an unknown one dies. */
+static inline void bench_run_row(const BenchRow *rows)
+{
+    for (; rows->name; rows++) {
+        if (!strcmp(bench_row(), rows->name)) {
+            rows->run();
+            return;
+        }
+    }
+    die("unknown row %s", bench_row());
+}
+
 /* ---------------------------------------------------------------------
  * Pinning.  Threads are pinned with sched_setaffinity(); a tid of 0 is
  * the calling thread.  Each thread also checks where it runs.
