@@ -21,6 +21,11 @@
  *   return zeroes and writes vanish.  backing: a second child, only for
  *   the graph (drains propagate up from it).
  * - close asserts drain_count > 0: nodes are closed drained.
+ * - aiolab_test_driver_set_drain_begin_hook(): a C test's function runs
+ *   in drain_begin, before sleep-in-drain-begin's coroutine starts.  It
+ *   stands in for QEMU's test-bdrv-drain giving an edge its own child
+ *   class (detach/driver_cb): a drain callback that schedules a graph
+ *   change, which only the drain's single poll may run.
  *
  * Where QEMU differs: QEMU's test driver lives in the test file; aiolab
  * builds it into the library so that Python can use it too.
@@ -34,6 +39,9 @@ typedef struct BDRVTestState {
     int64_t latency_ns;
     bool sleep_in_drain_begin;
     AioContext *bh_indirection_ctx;
+    /* Main loop only. */
+    AiolabTestDrainHook *drain_begin_hook;
+    void *drain_begin_opaque;
     /* Main loop writes; atomic for readers in other threads. */
     int drain_count;
     /* Atomic: requests of any thread count. */
@@ -106,6 +114,9 @@ static void test_drain_begin(BlockDriverState *bs)
 
     qatomic_inc(&s->drain_count);
     qatomic_inc(&s->drain_begins);
+    if (s->drain_begin_hook) {
+        s->drain_begin_hook(bs, s->drain_begin_opaque);
+    }
     if (s->sleep_in_drain_begin) {
         Coroutine *co = qemu_coroutine_create(sleep_in_drain_begin, bs);
 
@@ -256,4 +267,21 @@ int aiolab_test_driver_get_drain_count(BlockDriverState *bs)
     AiolabTestDriverStats st;
 
     return aiolab_test_driver_get_stats(bs, &st) ? st.drain_count : -1;
+}
+
+bool aiolab_test_driver_set_drain_begin_hook(BlockDriverState *bs,
+                                             AiolabTestDrainHook *hook,
+                                             void *opaque)
+{
+    BDRVTestState *s;
+
+    GLOBAL_STATE_CODE();
+    REQUIRE_LIVE(bs, BDS_MAGIC, "BlockDriverState");
+    if (bs->drv != &bdrv_aiolab_test) {
+        return false;
+    }
+    s = bs->opaque;
+    s->drain_begin_hook = hook;
+    s->drain_begin_opaque = hook ? opaque : NULL;
+    return true;
 }

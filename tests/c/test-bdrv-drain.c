@@ -783,6 +783,11 @@ typedef struct DetachData {
     BlockDriverState *parent_b, *b, *c;
     BdrvChild *child_b, *child_c;
     bool bh_ran;
+    /* detach/driver_cb only */
+    BlockDriverState *parent_a, *a;
+    bool detach_on_drain;           /* armed: the next drain_begin fires */
+    int hook_calls;                 /* PA's drain_begin calls while hooked */
+    int bh_dc_a, bh_qc_a, bh_qc_pa, bh_qc_pb, bh_in_flight_b;
 } DetachData;
 
 static void detach_indirect_bh(void *opaque)
@@ -886,6 +891,221 @@ static void test_detach_by_parent_cb(void)
     bdrv_unref(a);
     bdrv_unref(b);
     bdrv_unref(c);
+}
+
+/*
+ * 3.4 detach/driver_cb: the same graph change (B leaves PB, C joins it),
+ * scheduled this time from a driver's drain callback.  PA's driver
+ * (aiolab-test, sleep-in-drain-begin) runs a hook in its drain_begin that
+ * takes an in-flight count on B and schedules the BH, then starts its
+ * 100 us sleep, so PA is busy.  The rule under test: a driver's
+ * drain_begin is called without polling; the only poll is the top-level
+ * drain's, after all of its callbacks.  A drain that polled for the
+ * driver's own work right after calling it (QEMU's bdrv_drain_invoke()
+ * once did) would run the graph change inside A's parent walk.
+ *
+ * QEMU gives the edge PA-A a child class whose drained_begin schedules
+ * the BH before quiescing PA (whose driver sleeps).  aiolab has no public
+ * child classes; PA's drain_begin runs at the same moment, when the edge
+ * PA-A quiesces PA during A's drained_begin, so the hook is on PA's
+ * driver.  It fires once (armed after the graph is built: attaching PA-A
+ * quiesces PA for a moment too), as QEMU's detach_on_drain.
+ *
+ * The BH records what it finds, which is what a polling callback breaks:
+ * A's drain must have finished every callback - both parents quiesced (PA
+ * 1, PB 2: its own and from A) and A's own driver called (drain_count 1,
+ * the last step before the poll).  Then the counters and references end
+ * as in QEMU (the same as detach/parent_cb).
+ */
+static void detach_by_driver_cb_bh(void *opaque)
+{
+    DetachData *d = opaque;
+
+    d->bh_dc_a = dc(d->a);
+    d->bh_qc_a = qc(d->a);
+    d->bh_qc_pa = qc(d->parent_a);
+    d->bh_qc_pb = qc(d->parent_b);
+    d->bh_in_flight_b = bdrv_get_in_flight(d->b);
+    detach_indirect_bh(d);
+}
+
+static void detach_by_driver_cb_drain_begin(BlockDriverState *bs,
+                                            void *opaque)
+{
+    DetachData *d = opaque;
+
+    ASSERT_PTR_EQ(bs, d->parent_a);
+    d->hook_calls++;
+    if (!d->detach_on_drain) {
+        return;
+    }
+    d->detach_on_drain = false;
+    bdrv_inc_in_flight(d->b);
+    aio_bh_schedule_oneshot(qemu_get_current_aio_context(),
+                            detach_by_driver_cb_bh, d);
+}
+
+static void test_detach_by_driver_cb(void)
+{
+    BlockDriverState *pa, *pb, *a, *b, *c;
+    BlockBackend *blk;
+    BdrvChild *child_a;
+    DetachData d = { 0 };
+    QEMUIOVector qiov;
+    char buf[512];
+    int aio_ret = -EINPROGRESS;
+
+    setup();
+    pa = open_node("driver=aiolab-test,node-name=parent-a,"
+                   "latency-ns=100000,sleep-in-drain-begin=on");
+    pb = open_node("driver=aiolab-test,node-name=parent-b");
+    a = open_node("driver=aiolab-test,node-name=a");
+    b = open_node("driver=aiolab-test,node-name=b");
+    c = open_node("driver=aiolab-test,node-name=c");
+    blk = blk_new(qemu_get_aio_context());
+    ASSERT_EQ(blk_insert_bs(blk, pa, &error_abort), 0);
+    bdrv_unref(pa);
+
+    d.child_b = aiolab_bdrv_attach_child(pb, b, "PB-B", &error_abort);
+    child_a = aiolab_bdrv_attach_child(pb, a, "PB-A", &error_abort);
+    ASSERT_TRUE(aiolab_bdrv_attach_child(pa, a, "PA-A", &error_abort));
+    /* Attaching PA-A quiesced PA for a moment: let its sleep finish. */
+    while (bdrv_get_in_flight(pa)) {
+        aio_poll(qemu_get_aio_context(), true);
+    }
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(pa), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(pb), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 3);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 2);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
+    ASSERT_EQ(qc(pa) + qc(pb) + qc(a) + qc(b) + qc(c), 0);
+    ASSERT_EQ(dc(pa) + dc(pb) + dc(a) + dc(b) + dc(c), 0);
+
+    d.parent_a = pa;
+    d.parent_b = pb;
+    d.a = a;
+    d.b = b;
+    d.c = c;
+    d.detach_on_drain = true;
+    ASSERT_TRUE(aiolab_test_driver_set_drain_begin_hook(
+        pa, detach_by_driver_cb_drain_begin, &d));
+    qemu_iovec_init_buf(&qiov, buf, sizeof(buf));
+    ASSERT_TRUE(blk_aio_preadv(blk, 0, &qiov, 0, aio_ret_cb, &aio_ret));
+    ASSERT_EQ(aio_ret, -EINPROGRESS);
+    ASSERT_EQ(blk_get_in_flight(blk), 1);
+
+    /* PB: nothing in flight in it or above it, no poll; PA untouched. */
+    bdrv_drained_begin(pb);
+    ASSERT_EQ(d.hook_calls, 0);
+    ASSERT_FALSE(d.bh_ran);
+    ASSERT_EQ(aio_ret, -EINPROGRESS);
+    ASSERT_EQ(qc(pa), 0);
+    ASSERT_EQ(qc(pb), 1);
+    ASSERT_EQ(qc(a), 0);
+    ASSERT_EQ(dc(pb), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 2);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
+
+    /* A: quiesces PA (whose drain_begin hooks the BH and sleeps) and PB,
+     * then polls once, for the read, PA's sleep and the BH. */
+    bdrv_drained_begin(a);
+    ASSERT_EQ(d.hook_calls, 1);
+    ASSERT_TRUE(d.bh_ran);
+    ASSERT_EQ(d.bh_dc_a, 1);        /* the BH ran in A's poll, not in */
+    ASSERT_EQ(d.bh_qc_a, 1);        /* a callback of A's drain */
+    ASSERT_EQ(d.bh_qc_pa, 1);
+    ASSERT_EQ(d.bh_qc_pb, 2);
+    ASSERT_EQ(d.bh_in_flight_b, 1); /* the hook's count, until the BH */
+    ASSERT_EQ(aio_ret, 0);          /* the drain waited for the read */
+    ASSERT_EQ(blk_get_in_flight(blk), 0);
+    ASSERT_EQ(bdrv_get_in_flight(pa), 0);
+    ASSERT_EQ(bdrv_get_in_flight(a), 0);
+    ASSERT_EQ(bdrv_get_in_flight(b), 0);
+    ASSERT_TRUE(aiolab_bdrv_find_child(pb, "PB-B") == NULL);
+    ASSERT_PTR_EQ(aiolab_bdrv_find_child(pb, "PB-C"), d.child_c);
+    ASSERT_PTR_EQ(aiolab_bdrv_find_child(pb, "PB-A"), child_a);
+    ASSERT_PTR_EQ(aiolab_bdrv_child_bs(d.child_c), c);
+    ASSERT_EQ(aiolab_bdrv_parent_count(a), 2);
+    ASSERT_EQ(aiolab_bdrv_parent_count(b), 0);
+    ASSERT_EQ(aiolab_bdrv_parent_count(c), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 3);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 2);
+    ASSERT_EQ(qc(pa), 1);           /* from A */
+    ASSERT_EQ(qc(pb), 2);           /* its own, from A */
+    ASSERT_EQ(qc(a), 1);
+    ASSERT_EQ(qc(b), 0);
+    ASSERT_EQ(qc(c), 0);
+    ASSERT_EQ(dc(pa), 1);
+    ASSERT_EQ(dc(a), 1);
+
+    /* B: no longer PB's child, so PB gets nothing from it. */
+    bdrv_drained_begin(b);
+    ASSERT_EQ(qc(b), 1);
+    ASSERT_EQ(qc(pb), 2);
+    ASSERT_EQ(dc(b), 1);
+
+    /* C: PB's child now. */
+    bdrv_drained_begin(c);
+    ASSERT_EQ(d.hook_calls, 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(pa), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(pb), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 3);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 2);
+    ASSERT_EQ(qc(pa), 1);           /* from A */
+    ASSERT_EQ(qc(pb), 3);           /* its own, from A, from C */
+    ASSERT_EQ(qc(a), 1);
+    ASSERT_EQ(qc(b), 1);
+    ASSERT_EQ(qc(c), 1);
+    ASSERT_EQ(dc(c), 1);
+
+    /* The ends in QEMU's order; only 1 -> 0 calls the drivers. */
+    bdrv_drained_end(pb);
+    ASSERT_EQ(qc(pb), 2);
+    ASSERT_EQ(dc(pb), 1);
+    bdrv_drained_end(a);
+    ASSERT_EQ(qc(pa), 0);
+    ASSERT_EQ(qc(pb), 1);
+    ASSERT_EQ(qc(a), 0);
+    ASSERT_EQ(dc(pa), 0);
+    ASSERT_EQ(dc(a), 0);
+    bdrv_drained_end(b);
+    ASSERT_EQ(qc(b), 0);
+    ASSERT_EQ(dc(b), 0);
+    bdrv_drained_end(c);
+    ASSERT_EQ(qc(pb), 0);
+    ASSERT_EQ(qc(c), 0);
+    ASSERT_EQ(dc(pb), 0);
+    ASSERT_EQ(dc(c), 0);
+    ASSERT_EQ(d.hook_calls, 1);     /* drain_end does not call it */
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 2);
+
+    /* Closing PA drains it: without the hook from here on. */
+    ASSERT_TRUE(aiolab_test_driver_set_drain_begin_hook(pa, NULL, NULL));
+    bdrv_unref(pb);
+    blk_unref(blk);
+    ASSERT_EQ(d.hook_calls, 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
+    bdrv_unref(a);
+    bdrv_unref(b);
+    bdrv_unref(c);
+}
+
+/* A node of another driver has no such hook. */
+static void test_drain_begin_hook_other_driver(void)
+{
+    BlockDriverState *bs;
+
+    setup();
+    bs = bdrv_open(NULL, NULL, "driver=null-co,node-name=n", BDRV_O_RDWR,
+                   &error_abort);
+    ASSERT_FALSE(aiolab_test_driver_set_drain_begin_hook(
+        bs, detach_by_driver_cb_drain_begin, NULL));
+    bdrv_unref(bs);
 }
 
 /* --- 3.5: attach, set-context, drained_end, replace ------------------- */
@@ -1264,6 +1484,9 @@ static const TestCase tests[] = {
     { "/bdrv-drain/detach/drain_all", test_detach_by_drain_all },
     { "/bdrv-drain/detach/drain", test_detach_by_drain },
     { "/bdrv-drain/detach/parent_cb", test_detach_by_parent_cb },
+    { "/bdrv-drain/detach/driver_cb", test_detach_by_driver_cb },
+    { "/bdrv-drain/detach/driver_cb/other-driver",
+      test_drain_begin_hook_other_driver },
     { "/bdrv-drain/attach/drain", test_append_to_drained },
     { "/bdrv-drain/set_aio_context", test_set_aio_context },
     { "/bdrv-drain/drained_end/no-poll", test_drained_end_no_poll },

@@ -453,4 +453,20 @@ AIOLAB_API bool aiolab_test_driver_get_stats(BlockDriverState *bs,
  */
 AIOLAB_API int aiolab_test_driver_get_drain_count(BlockDriverState *bs);
 
+/**
+ * aiolab_test_driver_set_drain_begin_hook: TEST ONLY.  From now on the
+ * driver's drain_begin (the node's quiesce counter going 0 -> 1) calls
+ * @hook(@bs, @opaque) after counting in drain_count and before
+ * sleep-in-drain-begin's coroutine starts; NULL removes it.  The hook
+ * runs inside a drain's callback walk, where nothing may poll or change
+ * the graph: it may take in-flight counts and schedule a BH that does,
+ * which the drain's single top-level poll then runs (QEMU's
+ * test-bdrv-drain detach/driver_cb; tests/c/test-bdrv-drain.c).
+ * Returns: false if @bs is not an aiolab-test node.
+ * Context: main loop, BQL held; the hook runs there too.
+ */
+typedef void AiolabTestDrainHook(BlockDriverState *bs, void *opaque);
+AIOLAB_API bool aiolab_test_driver_set_drain_begin_hook(
+    BlockDriverState *bs, AiolabTestDrainHook *hook, void *opaque);
+
 #endif
