@@ -35,34 +35,14 @@
  * the memory model); the held write is the deterministic symptom.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 #include <aiolab/aiolab.h>
-#include "harness.h"
+#include "block-harness.h"
 #include "stamp.h"
 
 #define DISK_SIZE (1 << 20)
 #define NBLOCKS (DISK_SIZE / STAMP_BLOCK)
 #define HELD_BLOCK 0            /* only the held write touches block 0 */
-
-static void setup(void)
-{
-    qemu_init_main_loop(&error_abort);
-    bql_lock();
-}
-
-static BlockDriverState *open_node(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static BlockDriverState *open_node(const char *fmt, ...)
-{
-    char opts[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(opts, sizeof(opts), fmt, ap);
-    va_end(ap);
-    return bdrv_open(NULL, NULL, opts, BDRV_O_RDWR, &error_abort);
-}
 
 /* @name (blkdebug) -> @name-t (aiolab-test) -> @name-file (file) */
 typedef struct Disk {
@@ -284,7 +264,7 @@ static void test_replace_common(bool safe)
     Gen *g = calloc(1, sizeof(*g));
     int64_t old_writes;
 
-    setup();
+    block_test_setup();
     iothread = iothread_create("io", &error_abort);
     disk_open(&old, "old", true);
     disk_open(&new, "new", true);       /* the same data: an up-to-date copy */
@@ -359,7 +339,7 @@ static void test_mirror_common(bool safe)
     Job *job;
     int64_t src_writes;
 
-    setup();
+    block_test_setup();
     iothread = iothread_create("io", &error_abort);
     disk_open(&src, "src", true);
     disk_open(&tgt, "tgt", false);

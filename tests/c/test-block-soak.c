@@ -23,11 +23,10 @@
  * stress` runs 20 times longer).  The alarm is re-armed to match.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include <aiolab/aiolab.h>
-#include "harness.h"
+#include "block-harness.h"
 #include "stamp.h"
 
 #define DISK_SIZE (8 << 20)
@@ -53,25 +52,10 @@ typedef struct Worker {
     bool *stop;                     /* atomic */
     bool done;                      /* atomic */
     int64_t writes, reads;          /* atomic */
-    int64_t failures;               /* atomic */
-    char failure[200];              /* the first, written before failures++ */
+    TestFailures fail;
 } Worker;
 
 static int64_t total_writes;        /* atomic: all workers */
-
-static void worker_fail(Worker *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void worker_fail(Worker *w, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (__atomic_load_n(&w->failures, __ATOMIC_SEQ_CST) == 0) {
-        va_start(ap, fmt);
-        vsnprintf(w->failure, sizeof(w->failure), fmt, ap);
-        va_end(ap);
-    }
-    __atomic_fetch_add(&w->failures, 1, __ATOMIC_SEQ_CST);
-}
 
 static void coroutine_fn worker_co(void *opaque)
 {
@@ -88,18 +72,19 @@ static void coroutine_fn worker_co(void *opaque)
         if (rand_r(&w->seed) % 3 == 0) {
             ret = blk_co_pread(w->blk, off, STAMP_BLOCK, buf, 0);
             if (ret < 0 || stamp_gen(buf, off) != gen) {
-                worker_fail(w, "block %lld: read %d gen %lld, the last "
-                            "acknowledged write was gen %lld", (long long)b,
-                            ret, (long long)stamp_gen(buf, off),
-                            (long long)gen);
+                test_failures_add(&w->fail, "block %lld: read %d gen %lld, "
+                                  "the last acknowledged write was gen %lld",
+                                  (long long)b, ret,
+                                  (long long)stamp_gen(buf, off),
+                                  (long long)gen);
             }
             __atomic_fetch_add(&w->reads, 1, __ATOMIC_SEQ_CST);
         }
         stamp_fill(buf, off, gen + 1);
         ret = blk_co_pwrite(w->blk, off, STAMP_BLOCK, buf, 0);
         if (ret < 0) {
-            worker_fail(w, "block %lld: write: %s", (long long)b,
-                        strerror(-ret));
+            test_failures_add(&w->fail, "block %lld: write: %s",
+                              (long long)b, strerror(-ret));
         } else {
             __atomic_store_n(&w->gens[b], gen + 1, __ATOMIC_SEQ_CST);
         }
@@ -294,8 +279,7 @@ static void test_soak(void)
     /* The harness armed 30 s (x3 under a sanitizer); a longer soak
      * needs longer. */
     alarm((unsigned)((60 + 3 * seconds) * (san ? 3 : 1)));
-    qemu_init_main_loop(&error_abort);
-    bql_lock();
+    block_test_setup();
     s->seed = 1;
     s->gens = calloc(NBLOCKS, sizeof(int64_t));
     for (i = 0; i < 2; i++) {
@@ -347,9 +331,10 @@ static void test_soak(void)
         Worker *w = &s->workers[i];
 
         AIO_WAIT_WHILE(NULL, !__atomic_load_n(&w->done, __ATOMIC_SEQ_CST));
-        if (w->failures) {
+        if (w->fail.count) {
             harness_fail(__FILE__, __LINE__, "worker %d: %lld failures, "
-                         "first: %s", i, (long long)w->failures, w->failure);
+                         "first: %s", i, (long long)w->fail.count,
+                         w->fail.first);
         }
         writes += w->writes;
         reads += w->reads;

@@ -21,33 +21,13 @@
  *     /bdrv-drain/blockjob/... table, with FAIL_RUN and FAIL_PREPARE.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 #include <aiolab/aiolab.h>
-#include "harness.h"
+#include "block-harness.h"
 #include "stamp.h"
 
 #define DISK_SIZE (4 << 20)
 #define NBLOCKS (DISK_SIZE / STAMP_BLOCK)
-
-static void setup(void)
-{
-    qemu_init_main_loop(&error_abort);
-    bql_lock();
-}
-
-static BlockDriverState *open_node(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static BlockDriverState *open_node(const char *fmt, ...)
-{
-    char opts[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(opts, sizeof(opts), fmt, ap);
-    va_end(ap);
-    return bdrv_open(NULL, NULL, opts, BDRV_O_RDWR, &error_abort);
-}
 
 static BlockDriverState *open_file_node(const char *name, int fd)
 {
@@ -112,23 +92,8 @@ typedef struct Writer {
     int64_t delay_ns;           /* between writes */
     bool stop, done;            /* atomic */
     int64_t writes;             /* atomic */
-    int64_t failures;           /* atomic */
-    char failure[200];          /* the first, written before failures++ */
+    TestFailures fail;
 } Writer;
-
-static void writer_fail(Writer *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void writer_fail(Writer *w, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (__atomic_load_n(&w->failures, __ATOMIC_SEQ_CST) == 0) {
-        va_start(ap, fmt);
-        vsnprintf(w->failure, sizeof(w->failure), fmt, ap);
-        va_end(ap);
-    }
-    __atomic_fetch_add(&w->failures, 1, __ATOMIC_SEQ_CST);
-}
 
 static void coroutine_fn writer_co(void *opaque)
 {
@@ -146,16 +111,17 @@ static void coroutine_fn writer_co(void *opaque)
         if (rand_r(&w->seed) % 4 == 0) {
             ret = blk_co_pread(w->blk, off, STAMP_BLOCK, buf, 0);
             if (ret < 0 || stamp_gen(buf, off) != last) {
-                writer_fail(w, "block %lld: read %d gen %lld, expected %lld",
-                            (long long)b, ret,
-                            (long long)stamp_gen(buf, off), (long long)last);
+                test_failures_add(&w->fail, "block %lld: read %d gen %lld, "
+                                  "expected %lld", (long long)b, ret,
+                                  (long long)stamp_gen(buf, off),
+                                  (long long)last);
             }
         }
         stamp_fill(buf, off, last + 1);
         ret = blk_co_pwrite(w->blk, off, STAMP_BLOCK, buf, 0);
         if (ret < 0) {
-            writer_fail(w, "block %lld: write failed: %s", (long long)b,
-                        strerror(-ret));
+            test_failures_add(&w->fail, "block %lld: write failed: %s",
+                              (long long)b, strerror(-ret));
         } else {
             __atomic_store_n(&w->gens[b], last + 1, __ATOMIC_SEQ_CST);
         }
@@ -195,9 +161,9 @@ static void writer_stop(Writer *w)
 {
     __atomic_store_n(&w->stop, true, __ATOMIC_SEQ_CST);
     AIO_WAIT_WHILE(NULL, !__atomic_load_n(&w->done, __ATOMIC_SEQ_CST));
-    if (w->failures) {
+    if (w->fail.count) {
         harness_fail(__FILE__, __LINE__, "writer: %lld failures, first: %s",
-                     (long long)w->failures, w->failure);
+                     (long long)w->fail.count, w->fail.first);
     }
 }
 
@@ -322,7 +288,7 @@ static void test_switch_common(bool disk_in_iothread)
     uint64_t cur, total;
     int64_t b, newer = 0, before = 0;
 
-    setup();
+    block_test_setup();
     listen_events();
     world_init(&wd, disk_in_iothread);
     job = start_mirror(&wd, "mirror0", 0);
@@ -401,7 +367,7 @@ static void test_cancel_before_ready(void)
     Job *job;
     uint64_t cur, total;
 
-    setup();
+    block_test_setup();
     listen_events();
     world_init(&wd, false);
     job = start_mirror(&wd, "slow", 512 * 1024);    /* 8 s for the disk */
@@ -428,7 +394,7 @@ static void test_cancel_after_ready(void)
     World wd;
     Job *job;
 
-    setup();
+    block_test_setup();
     listen_events();
     world_init(&wd, true);
     job = start_mirror(&wd, "mirror0", 0);
@@ -454,7 +420,7 @@ static void test_cancel_after_ready_soft(void)
     int64_t *src_gens = calloc(NBLOCKS, sizeof(int64_t));
     int64_t *tgt_gens = calloc(NBLOCKS, sizeof(int64_t));
 
-    setup();
+    block_test_setup();
     listen_events();
     world_init(&wd, false);
     job = start_mirror(&wd, "mirror0", 0);
@@ -477,26 +443,6 @@ static void test_cancel_after_ready_soft(void)
 }
 
 /* --- drains pause the mirror (catalogue 3.3, the real job) --------------- */
-
-enum drain_type { BDRV_DRAIN_ALL, BDRV_DRAIN };
-
-static void do_drain_begin(enum drain_type type, BlockDriverState *bs)
-{
-    if (type == BDRV_DRAIN_ALL) {
-        bdrv_drain_all_begin();
-    } else {
-        bdrv_drained_begin(bs);
-    }
-}
-
-static void do_drain_end(enum drain_type type, BlockDriverState *bs)
-{
-    if (type == BDRV_DRAIN_ALL) {
-        bdrv_drain_all_end();
-    } else {
-        bdrv_drained_end(bs);
-    }
-}
 
 /*
  * src-file <- src (blkdebug) <- [filter] <- guest BlockBackend (writer)
@@ -600,37 +546,37 @@ static void test_mirror_drain_common(enum drain_type type, bool iothread,
 
 static void test_mirror_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_mirror_drain_common(BDRV_DRAIN_ALL, false, false);
 }
 
 static void test_mirror_drain(void)
 {
-    setup();
+    block_test_setup();
     test_mirror_drain_common(BDRV_DRAIN, false, false);
 }
 
 static void test_mirror_drain_iothread(void)
 {
-    setup();
+    block_test_setup();
     test_mirror_drain_common(BDRV_DRAIN, true, false);
 }
 
 static void test_mirror_drain_all_iothread(void)
 {
-    setup();
+    block_test_setup();
     test_mirror_drain_common(BDRV_DRAIN_ALL, true, false);
 }
 
 static void test_mirror_drain_copying(void)
 {
-    setup();
+    block_test_setup();
     test_mirror_drain_common(BDRV_DRAIN, true, true);
 }
 
 static void test_mirror_drain_all_copying(void)
 {
-    setup();
+    block_test_setup();
     test_mirror_drain_common(BDRV_DRAIN_ALL, false, true);
 }
 
@@ -826,52 +772,52 @@ static void test_blockjob_common(enum drain_type type, bool use_iothread,
 
 static void test_blockjob_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_blockjob_common(BDRV_DRAIN_ALL, false, TEST_JOB_SUCCESS);
 }
 
 static void test_blockjob_drain(void)
 {
-    setup();
+    block_test_setup();
     test_blockjob_common(BDRV_DRAIN, false, TEST_JOB_SUCCESS);
 }
 
 static void test_blockjob_error_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_blockjob_common(BDRV_DRAIN_ALL, false, TEST_JOB_FAIL_RUN);
     test_blockjob_common(BDRV_DRAIN_ALL, false, TEST_JOB_FAIL_PREPARE);
 }
 
 static void test_blockjob_error_drain(void)
 {
-    setup();
+    block_test_setup();
     test_blockjob_common(BDRV_DRAIN, false, TEST_JOB_FAIL_RUN);
     test_blockjob_common(BDRV_DRAIN, false, TEST_JOB_FAIL_PREPARE);
 }
 
 static void test_blockjob_iothread_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_blockjob_common(BDRV_DRAIN_ALL, true, TEST_JOB_SUCCESS);
 }
 
 static void test_blockjob_iothread_drain(void)
 {
-    setup();
+    block_test_setup();
     test_blockjob_common(BDRV_DRAIN, true, TEST_JOB_SUCCESS);
 }
 
 static void test_blockjob_iothread_error_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_blockjob_common(BDRV_DRAIN_ALL, true, TEST_JOB_FAIL_RUN);
     test_blockjob_common(BDRV_DRAIN_ALL, true, TEST_JOB_FAIL_PREPARE);
 }
 
 static void test_blockjob_iothread_error_drain(void)
 {
-    setup();
+    block_test_setup();
     test_blockjob_common(BDRV_DRAIN, true, TEST_JOB_FAIL_RUN);
     test_blockjob_common(BDRV_DRAIN, true, TEST_JOB_FAIL_PREPARE);
 }
@@ -888,7 +834,7 @@ static void test_blockjob_drained_end_runs_nothing(void)
     Job *job;
     int64_t n;
 
-    setup();
+    block_test_setup();
     bs = open_node("driver=aiolab-test,node-name=base");
     s.flush_bs = bs;
     job = block_job_create(NULL, &test_job_driver, bs, 0, JOB_DEFAULT, &s,
@@ -922,7 +868,7 @@ static void test_attach_blockjob(void)
     Job *job;
     int i;
 
-    setup();
+    block_test_setup();
     iothread = iothread_create("job", &error_abort);
     bs = open_node("driver=aiolab-test,node-name=base");
     blk = blk_on(bs);
@@ -959,7 +905,7 @@ static void test_mirror_follows_node(void)
     AioContext *ctx;
     int i;
 
-    setup();
+    block_test_setup();
     world_init(&wd, false);
     t = iothread_create("disk2", &error_abort);
     job = start_mirror(&wd, "mirror0", 0);
@@ -1004,7 +950,7 @@ static void test_propagate_mirror(void)
     Error *err = NULL;
     Job *job;
 
-    setup();
+    block_test_setup();
     main_ctx = qemu_get_aio_context();
     iothread = iothread_create("iot", &error_abort);
     ctx = iothread_get_aio_context(iothread);
@@ -1108,7 +1054,7 @@ static void test_error_report_common(bool on_source, int error)
     const AiolabJobEvent *ev;
     Job *job;
 
-    setup();
+    block_test_setup();
     listen_events();
     err_world_init(&e);
     ASSERT_EQ(aiolab_blkdebug_inject_error(on_source ? e.src : e.tgt,
@@ -1161,7 +1107,7 @@ static void test_error_enospc_stop(void)
     int64_t *tgt_gens = calloc(NBLOCKS, sizeof(int64_t));
     Job *job;
 
-    setup();
+    block_test_setup();
     listen_events();
     err_world_init(&e);
     ASSERT_EQ(aiolab_blkdebug_inject_error(e.tgt, "write", ENOSPC, 1 << 20,
@@ -1203,7 +1149,7 @@ static void test_error_ignore(void)
     ErrWorld e;
     Job *job;
 
-    setup();
+    block_test_setup();
     listen_events();
     err_world_init(&e);
     ASSERT_EQ(aiolab_blkdebug_inject_error(e.tgt, "write", EIO, 0, 0, true),
@@ -1242,7 +1188,7 @@ static void test_api_errors(void)
     Error *err = NULL;
     Job *job;
 
-    setup();
+    block_test_setup();
     a = open_node("driver=null-co,size=1M,node-name=a");
     b = open_node("driver=null-co,size=1M,node-name=b");
     small = open_node("driver=null-co,size=512K,node-name=small");
@@ -1310,7 +1256,7 @@ static void test_api_manual_dismiss(void)
     BlockJobInfo info[4];
     Job *j1, *j2;
 
-    setup();
+    block_test_setup();
     a = open_node("driver=null-co,size=1M,node-name=a");
     b = open_node("driver=null-co,size=1M,node-name=b");
     c = open_node("driver=null-co,size=1M,node-name=c");
@@ -1356,7 +1302,7 @@ static void death_unbalanced_resume(void)
     TestJob s = { 0 };
     Job *job;
 
-    setup();
+    block_test_setup();
     bs = open_node("driver=aiolab-test,node-name=base");
     job = block_job_create("job0", &test_job_driver, bs, 0, JOB_DEFAULT, &s,
                            &error_abort);
@@ -1368,7 +1314,7 @@ static void death_no_bql(void)
 {
     BlockDriverState *a, *b;
 
-    setup();
+    block_test_setup();
     a = open_node("driver=null-co,size=1M,node-name=a");
     b = open_node("driver=null-co,size=1M,node-name=b");
     bql_unlock();
@@ -1378,7 +1324,7 @@ static void death_no_bql(void)
 
 static void death_remove_unknown_listener(void)
 {
-    setup();
+    block_test_setup();
     aiolab_job_remove_event_listener(record_event, NULL);
 }
 
