@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <aiolab/aiolab.h>
-#include "harness.h"
+#include "block-harness.h"
 
 static IOThread *iothread;
 static AioContext *ctx;
@@ -21,16 +21,10 @@ static AioContext *main_ctx;
 
 static void setup(void)
 {
-    qemu_init_main_loop(&error_abort);
-    bql_lock();
+    block_test_setup();
     iothread = iothread_create("io", &error_abort);
     ctx = iothread_get_aio_context(iothread);
     main_ctx = qemu_get_aio_context();
-}
-
-static BlockDriverState *open_node(const char *options)
-{
-    return bdrv_open(NULL, NULL, options, BDRV_O_RDWR, &error_abort);
 }
 
 /* --- 4.1: synchronous requests on a node in an IOThread ---------------- */
@@ -111,7 +105,7 @@ static void test_sync_op(const char *options, SyncOpFn *fn)
 
     setup();
     blk = blk_new(main_ctx);
-    bs = open_node(options);
+    bs = open_node("%s", options);
     ASSERT_EQ(blk_insert_bs(blk, bs, &error_abort), 0);
     ASSERT_EQ(blk_set_aio_context(blk, ctx, &error_abort), 0);
     ASSERT_PTR_EQ(bdrv_get_aio_context(bs), ctx);
@@ -433,20 +427,33 @@ static void log_attach(AioContext *new_ctx, void *opaque)
              aiolab_aio_context_get_name(new_ctx));
 }
 
+static const BlockDevOps device_ops = { 0 };
+
+/* What a device's BlockBackend says when it refuses a context change. */
+#define BLK_REFUSED "Cannot change iothread of active block backend"
+
+/* A change of @bs's graph to @ctx: refused (-EPERM), with the device's
+ * message. */
+static void expect_refused(BlockDriverState *bs, AioContext *ctx)
+{
+    Error *err = NULL;
+
+    ASSERT_EQ(bdrv_try_change_aio_context(bs, ctx, NULL, &err), -EPERM);
+    ASSERT_STR_EQ(error_get_pretty(err), BLK_REFUSED);
+    error_free(err);
+}
+
 /*
  * propagate/refuse: a device's BlockBackend refuses a change made
  * through the graph, and nothing changes - not a context, not a
  * notifier, not a counter; through its own blk_set_aio_context() the
  * same change succeeds.
  */
-static const BlockDevOps device_ops = { 0 };
-
 static void test_propagate_refuse(void)
 {
     BlockDriverState *src, *target, *filter;
     BlockBackend *dev_blk;
     NotifierLog log = { 0 };
-    Error *err = NULL;
 
     setup();
     src = open_node("driver=aiolab-test,node-name=src");
@@ -459,10 +466,7 @@ static void test_propagate_refuse(void)
     log.bs = target;
     bdrv_add_aio_context_notifier(target, log_attach, log_detach, &log);
 
-    ASSERT_EQ(bdrv_try_change_aio_context(target, ctx, NULL, &err), -EPERM);
-    ASSERT_STR_EQ(error_get_pretty(err),
-                  "Cannot change iothread of active block backend");
-    error_free(err);
+    expect_refused(target, ctx);
     ASSERT_PTR_EQ(bdrv_get_aio_context(src), main_ctx);
     ASSERT_PTR_EQ(bdrv_get_aio_context(target), main_ctx);
     ASSERT_PTR_EQ(bdrv_get_aio_context(filter), main_ctx);
@@ -523,6 +527,15 @@ static void expect_all_in(BlockDriverState **nodes, BlockBackend **blks,
     }
 }
 
+/* A change of @bs's graph to @ctx: done, and all of @nodes and @blks
+ * (NULL-terminated) are in @ctx. */
+static void expect_moved(BlockDriverState *bs, AioContext *ctx,
+                         BlockDriverState **nodes, BlockBackend **blks)
+{
+    ASSERT_EQ(bdrv_try_change_aio_context(bs, ctx, NULL, &error_abort), 0);
+    expect_all_in(nodes, blks, ctx);
+}
+
 static void test_propagate_allow_change(void)
 {
     BlockDriverState *src, *target, *filter;
@@ -549,39 +562,26 @@ static void test_propagate_allow_change(void)
     blks[1] = NULL;
 
     /* No BlockDevOps: the BlockBackend follows its node, both ways. */
-    ASSERT_EQ(bdrv_try_change_aio_context(target, ctx, NULL, &error_abort),
-              0);
-    expect_all_in(nodes, blks, ctx);
-    ASSERT_EQ(bdrv_try_change_aio_context(target, main_ctx, NULL,
-                                          &error_abort), 0);
-    expect_all_in(nodes, blks, main_ctx);
+    expect_moved(target, ctx, nodes, blks);
+    expect_moved(target, main_ctx, nodes, blks);
     ASSERT_EQ(log.n, 4);
 
     /* A device: refused, nothing moved, nobody notified or drained. */
     blk_set_dev_ops(user, &device_ops, NULL);
-    ASSERT_EQ(bdrv_try_change_aio_context(target, ctx, NULL, &err), -EPERM);
-    ASSERT_STR_EQ(error_get_pretty(err),
-                  "Cannot change iothread of active block backend");
-    error_free(err);
-    err = NULL;
+    expect_refused(target, ctx);
     expect_all_in(nodes, blks, main_ctx);
     ASSERT_EQ(log.n, 4);
 
     /* ... unless its user allows the change: then it follows. */
     blk_set_allow_aio_context_change(user, true);
-    ASSERT_EQ(bdrv_try_change_aio_context(target, ctx, NULL, &error_abort),
-              0);
-    expect_all_in(nodes, blks, ctx);
+    expect_moved(target, ctx, nodes, blks);
     ASSERT_EQ(log.n, 6);
     ASSERT_STR_EQ(log.events[4], "detach:main");
     ASSERT_STR_EQ(log.events[5], "attach:IO io");
 
     /* Permission withdrawn: refused again, from either end. */
     blk_set_allow_aio_context_change(user, false);
-    ASSERT_EQ(bdrv_try_change_aio_context(src, main_ctx, NULL, &err),
-              -EPERM);
-    error_free(err);
-    err = NULL;
+    expect_refused(src, main_ctx);
     expect_all_in(nodes, blks, ctx);
     ASSERT_EQ(log.n, 6);
 
@@ -589,9 +589,7 @@ static void test_propagate_allow_change(void)
     ASSERT_EQ(blk_set_aio_context(user, main_ctx, &error_abort), 0);
     expect_all_in(nodes, blks, main_ctx);
     ASSERT_EQ(log.n, 8);
-    ASSERT_EQ(bdrv_try_change_aio_context(target, ctx, NULL, &err), -EPERM);
-    error_free(err);
-    err = NULL;
+    expect_refused(target, ctx);
     expect_all_in(nodes, blks, main_ctx);
 
     /*
@@ -609,23 +607,17 @@ static void test_propagate_allow_change(void)
     both[0] = user;
     both[1] = other;
     both[2] = NULL;
-    ASSERT_EQ(bdrv_try_change_aio_context(filter, ctx, NULL, &err), -EPERM);
-    error_free(err);
-    err = NULL;
+    expect_refused(filter, ctx);
     ASSERT_EQ(blk_set_aio_context(other, ctx, &err), -EPERM);
-    ASSERT_STR_EQ(error_get_pretty(err),
-                  "Cannot change iothread of active block backend");
+    ASSERT_STR_EQ(error_get_pretty(err), BLK_REFUSED);
     error_free(err);
-    err = NULL;
     expect_all_in(nodes, both, main_ctx);
     ASSERT_EQ(log.n, 8);
     ASSERT_EQ(other_log.n, 0);
 
     /* Both allow it: both follow, each notified once each way. */
     blk_set_allow_aio_context_change(user, true);
-    ASSERT_EQ(bdrv_try_change_aio_context(filter, ctx, NULL, &error_abort),
-              0);
-    expect_all_in(nodes, both, ctx);
+    expect_moved(filter, ctx, nodes, both);
     ASSERT_EQ(log.n, 10);
     ASSERT_EQ(other_log.n, 2);
     ASSERT_EQ(blk_set_aio_context(other, main_ctx, &error_abort), 0);
