@@ -22,7 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <aiolab/aiolab.h>
-#include "harness.h"
+#include "block-harness.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -30,14 +30,8 @@ static AioContext *main_ctx;
 
 static void setup(void)
 {
-    qemu_init_main_loop(&error_abort);
-    bql_lock();
+    block_test_setup();
     main_ctx = qemu_get_aio_context();
-}
-
-static BlockDriverState *open_node(const char *options)
-{
-    return bdrv_open(NULL, NULL, options, BDRV_O_RDWR, &error_abort);
 }
 
 static BlockBackend *open_blk(const char *options)
@@ -803,15 +797,14 @@ static void test_rmw_serialised(void)
 {
     enum { N = 8 };
     BlockBackend *blk;
-    char opts[200], expect[4096], rbuf[4096], data[N][512];
+    char expect[4096], rbuf[4096], data[N][512];
     QEMUIOVector qiov[N];
     AioResult r[N];
     int i;
 
     setup();
-    snprintf(opts, sizeof(opts), "driver=file,filename=%s,node-name=disk0",
-             make_file(65536, NULL));
-    open_node(opts);
+    open_node("driver=file,filename=%s,node-name=disk0",
+              make_file(65536, NULL));
     blk = open_blk("driver=blkdebug,image=disk0,align=4096,"
                    "latency-ns=200000");
     bdrv_unref(bdrv_find_node("disk0"));        /* blkdebug holds it */
@@ -853,15 +846,14 @@ static void rmw_and_plain_common(bool rmw_first)
 {
     BlockBackend *blk;
     BlockDriverState *dbg;
-    char opts[200], expect[4096], rbuf[4096], small[300], block[4096];
+    char expect[4096], rbuf[4096], small[300], block[4096];
     QEMUIOVector qsmall, qblock;
     AioResult rs = { .ret = -EINPROGRESS }, rb = { .ret = -EINPROGRESS };
     AioResult *second = rmw_first ? &rb : &rs;
 
     setup();
-    snprintf(opts, sizeof(opts), "driver=file,filename=%s,node-name=disk0",
-             make_file(65536, NULL));
-    open_node(opts);
+    open_node("driver=file,filename=%s,node-name=disk0",
+              make_file(65536, NULL));
     blk = open_blk("driver=blkdebug,image=disk0,align=4096");
     bdrv_unref(bdrv_find_node("disk0"));        /* blkdebug holds it */
     dbg = blk_bs(blk);
