@@ -5,6 +5,7 @@ served to a real QEMU running a real Linux guest (test_guest.py), and to
 a raw Python front-end that breaks the protocol (test_protocol.py).
 
     /usr/bin/python3 tests/vhost/run.py [--build DIR] [-k SUBSTRING] [--list]
+                                        [-x SUBSTRING] [--no-reference]
 
 Every test_* function runs with a fresh temporary directory under
 build/ (O_DIRECT needs a real file system, not tmpfs) and its own time
@@ -137,10 +138,18 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("-k", help="run tests whose name contains this")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("-x", action="append", default=[],
+                    help="leave out tests whose name contains this")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="leave out the qemu-storage-daemon runs (for the "
+                    "sanitizer builds of our daemon)")
     args = ap.parse_args()
     tests = load_tests()
+    if args.no_reference:
+        tests = [t for t in tests if t[2] != "qsd"]
     if args.k:
         tests = [t for t in tests if args.k in t[0]]
+    tests = [t for t in tests if not any(x in t[0] for x in args.x)]
     if args.list:
         for name, _, _ in tests:
             print(name)
