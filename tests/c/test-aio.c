@@ -33,6 +33,12 @@ static void setup(void)
     }
 }
 
+/* A non-blocking poll finds nothing to do, and @count is @n. */
+#define ASSERT_IDLE(count, n) do {                                        \
+    ASSERT_FALSE(aio_poll(ctx, false));                                   \
+    ASSERT_EQ(count, n);                                                  \
+} while (0)
+
 /* --- BHs ------------------------------------------------------------ */
 
 typedef struct {
@@ -62,18 +68,24 @@ static void bh_delete_cb(void *opaque)
     }
 }
 
+/* A fresh context (setup()) and @data's BH, with @cb, scheduled: it has
+ * not run yet. */
+static void bh_start(BHTestData *data, QEMUBHFunc *cb)
+{
+    setup();
+    data->bh = aio_bh_new(ctx, cb, data);
+    qemu_bh_schedule(data->bh);
+    ASSERT_EQ(data->n, 0);
+}
+
 static void test_bh_schedule(void)
 {
     BHTestData data = { .n = 0 };
 
-    setup();
-    data.bh = aio_bh_new(ctx, bh_test_cb, &data);
-    qemu_bh_schedule(data.bh);
-    ASSERT_EQ(data.n, 0);
+    bh_start(&data, bh_test_cb);
     ASSERT_TRUE(aio_poll(ctx, true));
     ASSERT_EQ(data.n, 1);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 1);
+    ASSERT_IDLE(data.n, 1);
     qemu_bh_delete(data.bh);
 }
 
@@ -81,10 +93,7 @@ static void test_bh_schedule10(void)
 {
     BHTestData data = { .n = 0, .max = 10 };
 
-    setup();
-    data.bh = aio_bh_new(ctx, bh_test_cb, &data);
-    qemu_bh_schedule(data.bh);
-    ASSERT_EQ(data.n, 0);
+    bh_start(&data, bh_test_cb);
     ASSERT_TRUE(aio_poll(ctx, false));
     ASSERT_EQ(data.n, 1);       /* the reschedule waits for the next poll */
     ASSERT_TRUE(aio_poll(ctx, true));
@@ -93,8 +102,7 @@ static void test_bh_schedule10(void)
         aio_poll(ctx, true);
     }
     ASSERT_EQ(data.n, 10);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 10);
+    ASSERT_IDLE(data.n, 10);
     qemu_bh_delete(data.bh);
 }
 
@@ -102,14 +110,10 @@ static void test_bh_cancel(void)
 {
     BHTestData data = { .n = 0 };
 
-    setup();
-    data.bh = aio_bh_new(ctx, bh_test_cb, &data);
-    qemu_bh_schedule(data.bh);
-    ASSERT_EQ(data.n, 0);
+    bh_start(&data, bh_test_cb);
     qemu_bh_cancel(data.bh);
     ASSERT_EQ(data.n, 0);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 0);
+    ASSERT_IDLE(data.n, 0);
     qemu_bh_delete(data.bh);
 }
 
@@ -117,24 +121,17 @@ static void test_bh_delete(void)
 {
     BHTestData data = { .n = 0 };
 
-    setup();
-    data.bh = aio_bh_new(ctx, bh_test_cb, &data);
-    qemu_bh_schedule(data.bh);
-    ASSERT_EQ(data.n, 0);
+    bh_start(&data, bh_test_cb);
     qemu_bh_delete(data.bh);
     ASSERT_EQ(data.n, 0);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 0);
+    ASSERT_IDLE(data.n, 0);
 }
 
 static void test_bh_delete_from_cb(void)
 {
     BHTestData data = { .n = 0, .max = 1 };
 
-    setup();
-    data.bh = aio_bh_new(ctx, bh_delete_cb, &data);
-    qemu_bh_schedule(data.bh);
-    ASSERT_EQ(data.n, 0);
+    bh_start(&data, bh_delete_cb);
     while (data.n < data.max) {
         aio_poll(ctx, true);
     }
@@ -182,19 +179,16 @@ static void test_bh_schedule_three_times_runs_once(void)
 {
     BHTestData data = { .n = 0 };
 
-    setup();
-    data.bh = aio_bh_new(ctx, bh_test_cb, &data);
-    qemu_bh_schedule(data.bh);
+    bh_start(&data, bh_test_cb);
     qemu_bh_schedule(data.bh);
     qemu_bh_schedule(data.bh);
     ASSERT_TRUE(aio_poll(ctx, false));
     ASSERT_EQ(data.n, 1);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 1);
+    ASSERT_IDLE(data.n, 1);
     qemu_bh_delete(data.bh);
 }
 
-/* Record the order BHs run in. */
+/* Record the order callbacks (BHs, timers) run in. */
 static int order_log[8], order_len;
 
 static void order_cb(void *opaque)
@@ -344,18 +338,23 @@ static void set_event_notifier(EventNotifier *e, EventNotifierHandler *h)
     aio_set_event_notifier(ctx, e, h, NULL, NULL);
 }
 
+/* A fresh context (setup()) and @data's notifier, not set, watched by
+ * event_ready_cb. */
+static void event_start(EventNotifierTestData *data)
+{
+    setup();
+    event_notifier_init(&data->e, false);
+    set_event_notifier(&data->e, event_ready_cb);
+}
+
 static void test_event_add_remove(void)
 {
     EventNotifierTestData data = { .n = 0, .active = 0 };
 
-    setup();
-    event_notifier_init(&data.e, false);
-    set_event_notifier(&data.e, event_ready_cb);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 0);
+    event_start(&data);
+    ASSERT_IDLE(data.n, 0);
     set_event_notifier(&data.e, NULL);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 0);
+    ASSERT_IDLE(data.n, 0);
     event_notifier_cleanup(&data.e);
 }
 
@@ -363,9 +362,7 @@ static void test_event_wait(void)
 {
     EventNotifierTestData data = { .n = 0, .active = 1 };
 
-    setup();
-    event_notifier_init(&data.e, false);
-    set_event_notifier(&data.e, event_ready_cb);
+    event_start(&data);
     while (aio_poll(ctx, false)) {
     }
     ASSERT_EQ(data.n, 0);
@@ -374,12 +371,10 @@ static void test_event_wait(void)
     ASSERT_TRUE(aio_poll(ctx, false));
     ASSERT_EQ(data.n, 1);
     ASSERT_EQ(data.active, 0);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 1);
+    ASSERT_IDLE(data.n, 1);
     ASSERT_EQ(data.active, 0);
     set_event_notifier(&data.e, NULL);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 1);
+    ASSERT_IDLE(data.n, 1);
     event_notifier_cleanup(&data.e);
 }
 
@@ -388,11 +383,8 @@ static void test_event_wait_no_flush_cb(void)
     EventNotifierTestData data = { .n = 0, .active = 0 };
     EventNotifierTestData dummy = { .n = 0, .active = 1 };
 
-    setup();
-    event_notifier_init(&data.e, false);
-    set_event_notifier(&data.e, event_ready_cb);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 0);
+    event_start(&data);
+    ASSERT_IDLE(data.n, 0);
     event_notifier_set(&data.e);
     ASSERT_TRUE(aio_poll(ctx, true));   /* must not block */
     data.n = 0;
@@ -402,13 +394,11 @@ static void test_event_wait_no_flush_cb(void)
     event_notifier_set(&data.e);
     ASSERT_TRUE(aio_poll(ctx, false));
     ASSERT_EQ(data.n, 1);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 1);
+    ASSERT_IDLE(data.n, 1);
     event_notifier_set(&data.e);
     ASSERT_TRUE(aio_poll(ctx, false));
     ASSERT_EQ(data.n, 2);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 2);
+    ASSERT_IDLE(data.n, 2);
 
     event_notifier_set(&dummy.e);
     while (dummy.active) {
@@ -420,8 +410,7 @@ static void test_event_wait_no_flush_cb(void)
     set_event_notifier(&dummy.e, NULL);
     event_notifier_cleanup(&dummy.e);
     set_event_notifier(&data.e, NULL);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 2);
+    ASSERT_IDLE(data.n, 2);
     event_notifier_cleanup(&data.e);
 }
 
@@ -429,9 +418,7 @@ static void test_event_flush(void)
 {
     EventNotifierTestData data = { .n = 0, .active = 10, .auto_set = true };
 
-    setup();
-    event_notifier_init(&data.e, false);
-    set_event_notifier(&data.e, event_ready_cb);
+    event_start(&data);
     while (aio_poll(ctx, false)) {
     }
     ASSERT_EQ(data.n, 0);
@@ -526,8 +513,7 @@ static void test_fd_remove_self(void)
     ASSERT_TRUE(aio_poll(ctx, false));
     ASSERT_EQ(p.reads, 1);
     /* Removed from inside its own callback: never fires again. */
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(p.reads, 1);
+    ASSERT_IDLE(p.reads, 1);
     close(p.fds[0]);
     close(p.fds[1]);
 }
@@ -564,8 +550,7 @@ static void test_fd_remove_in_nested_poll(void)
     ASSERT_GE(nested_b.reads, 1);
     /* Both removed: b stays readable but never fires again. */
     int before = nested_b.reads;
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(nested_b.reads, before);
+    ASSERT_IDLE(nested_b.reads, before);
 }
 
 /* --- timers ----------------------------------------------------------- */
@@ -609,32 +594,22 @@ static void test_timer_schedule(void)
     ASSERT_EQ(data.n, 0);
     while (aio_poll(ctx, false)) {
     }
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 0);
+    ASSERT_IDLE(data.n, 0);
     usleep(1000000);
     ASSERT_EQ(data.n, 0);   /* nothing runs without polling */
     ASSERT_TRUE(aio_poll(ctx, false));
     ASSERT_EQ(data.n, 1);
     while (aio_poll(ctx, false)) {
     }
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 1);
+    ASSERT_IDLE(data.n, 1);
     t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     ASSERT_TRUE(aio_poll(ctx, true));   /* blocks until the deadline */
     ASSERT_EQ(data.n, 2);
     ASSERT_GE(qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0, 500 * SCALE_MS);
-    ASSERT_FALSE(aio_poll(ctx, false));
-    ASSERT_EQ(data.n, 2);
+    ASSERT_IDLE(data.n, 2);
     aio_set_event_notifier(ctx, &e, NULL, NULL, NULL);
     event_notifier_cleanup(&e);
     timer_free(data.timer);
-}
-
-static int fifo_log[4], fifo_len;
-
-static void fifo_cb(void *opaque)
-{
-    fifo_log[fifo_len++] = (int)(intptr_t)opaque;
 }
 
 static void test_timer_fifo_equal_expiry(void)
@@ -646,16 +621,16 @@ static void test_timer_fifo_equal_expiry(void)
     setup();
     when = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + 1000000;
     for (i = 0; i < 3; i++) {
-        t[i] = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_NS, fifo_cb,
+        t[i] = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_NS, order_cb,
                              (void *)(intptr_t)i);
         timer_mod(t[i], when);
     }
-    while (fifo_len < 3) {
+    while (order_len < 3) {
         aio_poll(ctx, true);
     }
-    ASSERT_EQ(fifo_log[0], 0);
-    ASSERT_EQ(fifo_log[1], 1);
-    ASSERT_EQ(fifo_log[2], 2);
+    ASSERT_EQ(order_log[0], 0);
+    ASSERT_EQ(order_log[1], 1);
+    ASSERT_EQ(order_log[2], 2);
     for (i = 0; i < 3; i++) {
         timer_free(t[i]);
     }
@@ -786,9 +761,7 @@ static void test_fdmon_switch(void)
     Error *err = NULL;
     size_t i;
 
-    setup();
-    event_notifier_init(&data.e, false);
-    set_event_notifier(&data.e, event_ready_cb);
+    event_start(&data);
     for (i = 0; i < ARRAY_SIZE(names); i++) {
         if (!aiolab_aio_context_set_fdmon(ctx, names[i], &err)) {
             /* io_uring may be refused by this kernel: say so, go on. */
