@@ -155,24 +155,13 @@ static void row_wakeup(void)
 /* ---- pingpong ------------------------------------------------------------ */
 
 static QEMUBH *pp_bh[2];
-static int64_t *pp_v;
-static size_t pp_n, pp_warm, pp_i;
-static int64_t pp_last;
-static sem_t pp_done;
+static BenchPingPong rtt;
 
 static void ping_cb(void *opaque)
 {
-    int64_t t = now_ns();
-
-    if (pp_i > pp_warm) {
-        pp_v[pp_i - pp_warm - 1] = t - pp_last;
+    if (pingpong_ping(&rtt)) {
+        qemu_bh_schedule(pp_bh[1]);
     }
-    pp_last = t;
-    if (pp_i++ == pp_n + pp_warm) {
-        sem_post(&pp_done);
-        return;
-    }
-    qemu_bh_schedule(pp_bh[1]);
 }
 
 static void pong_cb(void *opaque)
@@ -185,10 +174,7 @@ static void row_pingpong(void)
     long long max_ns = opt_int("poll_max_ns", 0);
     IOThread *a, *b;
 
-    pp_n = bench_quick() ? 2000 : 20000;
-    pp_warm = pp_n / 10;
-    pp_v = samples_alloc(pp_n);
-    sem_init(&pp_done, 0, 0);
+    pingpong_init(&rtt);
     pin_self(opt_cpu2());
     init_main_loop();
     a = start_iothread("ping", opt_cpu(), max_ns);
@@ -197,10 +183,10 @@ static void row_pingpong(void)
     pp_bh[1] = aio_bh_new(iothread_get_aio_context(b), pong_cb, NULL);
     usleep(10000);
     qemu_bh_schedule(pp_bh[0]);
-    sem_wait(&pp_done);
+    pingpong_wait(&rtt);
     json_begin_aiolab();
     json_num("poll_max_ns", (double)iothread_param(a, "poll-max-ns"));
-    json_latency(pp_v, pp_n);
+    json_latency(rtt.v, rtt.n);
     json_end();
     iothread_stop(a);
     iothread_stop(b);
@@ -433,11 +419,7 @@ static void row_trace(void)
 }
 
 static const BenchRow rows[] = {
-    { "bh", row_bh },
-    { "wakeup", row_wakeup },
-    { "pingpong", row_pingpong },
-    { "timer", row_timer },
-    { "fd", row_fd },
+    BENCH_LOOP_ROWS,
     { "coroutine", row_coroutine },
     { "trace", row_trace },
     { NULL, NULL },

@@ -502,11 +502,7 @@ static void row_trace(void)
 }
 
 static const BenchRow rows[] = {
-    { "bh", row_bh },
-    { "wakeup", row_wakeup },
-    { "pingpong", row_pingpong },
-    { "timer", row_timer },
-    { "fd", row_fd },
+    BENCH_LOOP_ROWS,
     { "coroutine", row_coroutine },
     { "trace", row_trace },
     { NULL, NULL },

@@ -211,24 +211,13 @@ static void row_wakeup(void)
 
 static Loop pp[2];
 static GSource *pp_src[2];
-static int64_t *pp_v;
-static size_t pp_n, pp_warm, pp_i;
-static int64_t pp_last;
-static sem_t pp_done;
+static BenchPingPong rtt;
 
 static void ping_fn(void *opaque)
 {
-    int64_t t = now_ns();
-
-    if (pp_i > pp_warm) {
-        pp_v[pp_i - pp_warm - 1] = t - pp_last;
+    if (pingpong_ping(&rtt)) {
+        g_source_set_ready_time(pp_src[1], 0);
     }
-    pp_last = t;
-    if (pp_i++ == pp_n + pp_warm) {
-        sem_post(&pp_done);
-        return;
-    }
-    g_source_set_ready_time(pp_src[1], 0);
 }
 
 static void pong_fn(void *opaque)
@@ -238,10 +227,7 @@ static void pong_fn(void *opaque)
 
 static void row_pingpong(void)
 {
-    pp_n = bench_quick() ? 2000 : 20000;
-    pp_warm = pp_n / 10;
-    pp_v = samples_alloc(pp_n);
-    sem_init(&pp_done, 0, 0);
+    pingpong_init(&rtt);
     pin_self(opt_cpu2());
     loop_start(&pp[0], opt_cpu());
     loop_start(&pp[1], opt_cpu());
@@ -249,11 +235,11 @@ static void row_pingpong(void)
     pp_src[1] = ready_source_new(pp[1].ctx, pong_fn, NULL);
     usleep(10000);
     g_source_set_ready_time(pp_src[0], 0);
-    sem_wait(&pp_done);
+    pingpong_wait(&rtt);
     loop_stop(&pp[0]);
     loop_stop(&pp[1]);
     json_begin("GLib (ready-time source)");
-    json_latency(pp_v, pp_n);
+    json_latency(rtt.v, rtt.n);
     json_end();
 }
 
@@ -350,11 +336,7 @@ static void row_fd(void)
 }
 
 static const BenchRow rows[] = {
-    { "bh", row_bh },
-    { "wakeup", row_wakeup },
-    { "pingpong", row_pingpong },
-    { "timer", row_timer },
-    { "fd", row_fd },
+    BENCH_LOOP_ROWS,
     { NULL, NULL },
 };
 

@@ -153,24 +153,13 @@ static void row_wakeup(void)
 /* ---- pingpong ------------------------------------------------------------ */
 
 static struct loop pp[2];
-static int64_t *pp_v;
-static size_t pp_n, pp_warm, pp_i;
-static int64_t pp_last;
-static sem_t pp_done;
+static BenchPingPong rtt;
 
 static void ping_cb(evutil_socket_t fd, short what, void *arg)
 {
-    int64_t t = now_ns();
-
-    if (pp_i > pp_warm) {
-        pp_v[pp_i - pp_warm - 1] = t - pp_last;
+    if (pingpong_ping(&rtt)) {
+        event_active(pp[1].ev, EV_READ, 0);
     }
-    pp_last = t;
-    if (pp_i++ == pp_n + pp_warm) {
-        sem_post(&pp_done);
-        return;
-    }
-    event_active(pp[1].ev, EV_READ, 0);
 }
 
 static void pong_cb(evutil_socket_t fd, short what, void *arg)
@@ -180,10 +169,7 @@ static void pong_cb(evutil_socket_t fd, short what, void *arg)
 
 static void row_pingpong(void)
 {
-    pp_n = bench_quick() ? 2000 : 20000;
-    pp_warm = pp_n / 10;
-    pp_v = samples_alloc(pp_n);
-    sem_init(&pp_done, 0, 0);
+    pingpong_init(&rtt);
     evthread_use_pthreads();
     pin_self(opt_cpu2());
     loop_init(&pp[0], opt_cpu(), ping_cb, NULL);
@@ -192,11 +178,11 @@ static void row_pingpong(void)
     loop_start(&pp[1]);
     usleep(10000);
     event_active(pp[0].ev, EV_READ, 0);
-    sem_wait(&pp_done);
+    pingpong_wait(&rtt);
     loop_stop(&pp[0]);
     loop_stop(&pp[1]);
     json_begin("libevent");
-    json_latency(pp_v, pp_n);
+    json_latency(rtt.v, rtt.n);
     json_end();
 }
 
@@ -296,11 +282,7 @@ static void row_fd(void)
 }
 
 static const BenchRow rows[] = {
-    { "bh", row_bh },
-    { "wakeup", row_wakeup },
-    { "pingpong", row_pingpong },
-    { "timer", row_timer },
-    { "fd", row_fd },
+    BENCH_LOOP_ROWS,
     { NULL, NULL },
 };
 

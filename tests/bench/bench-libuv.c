@@ -141,24 +141,13 @@ static void row_wakeup(void)
 /* ---- pingpong ------------------------------------------------------------ */
 
 static Loop pp[2];
-static int64_t *pp_v;
-static size_t pp_n, pp_warm, pp_i;
-static int64_t pp_last;
-static sem_t pp_done;
+static BenchPingPong rtt;
 
 static void ping_cb(uv_async_t *h)
 {
-    int64_t t = now_ns();
-
-    if (pp_i > pp_warm) {
-        pp_v[pp_i - pp_warm - 1] = t - pp_last;
+    if (pingpong_ping(&rtt)) {
+        uv_async_send(&pp[1].async);
     }
-    pp_last = t;
-    if (pp_i++ == pp_n + pp_warm) {
-        sem_post(&pp_done);
-        return;
-    }
-    uv_async_send(&pp[1].async);
 }
 
 static void pong_cb(uv_async_t *h)
@@ -168,20 +157,17 @@ static void pong_cb(uv_async_t *h)
 
 static void row_pingpong(void)
 {
-    pp_n = bench_quick() ? 2000 : 20000;
-    pp_warm = pp_n / 10;
-    pp_v = samples_alloc(pp_n);
-    sem_init(&pp_done, 0, 0);
+    pingpong_init(&rtt);
     pin_self(opt_cpu2());
     loop_start(&pp[0], opt_cpu(), ping_cb);
     loop_start(&pp[1], opt_cpu(), pong_cb);
     usleep(10000);
     uv_async_send(&pp[0].async);
-    sem_wait(&pp_done);
+    pingpong_wait(&rtt);
     loop_stop(&pp[0]);
     loop_stop(&pp[1]);
     json_begin("libuv (uv_async_send)");
-    json_latency(pp_v, pp_n);
+    json_latency(rtt.v, rtt.n);
     json_end();
 }
 
@@ -276,11 +262,7 @@ static void row_fd(void)
 }
 
 static const BenchRow rows[] = {
-    { "bh", row_bh },
-    { "wakeup", row_wakeup },
-    { "pingpong", row_pingpong },
-    { "timer", row_timer },
-    { "fd", row_fd },
+    BENCH_LOOP_ROWS,
     { NULL, NULL },
 };
 

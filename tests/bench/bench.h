@@ -125,6 +125,12 @@ static inline void bench_run_row(const BenchRow *rows)
     die("unknown row %s", bench_row());
 }
 
+/* The rows every event-loop program measures, with its own row_bh(),
+ * row_wakeup(), ...: the start of its BenchRow table. */
+#define BENCH_LOOP_ROWS                                                   \
+    { "bh", row_bh }, { "wakeup", row_wakeup },                           \
+    { "pingpong", row_pingpong }, { "timer", row_timer }, { "fd", row_fd }
+
 /* ---------------------------------------------------------------------
  * Pinning.  Threads are pinned with sched_setaffinity(); a tid of 0 is
  * the calling thread.  Each thread also checks where it runs.
@@ -355,6 +361,48 @@ static inline int64_t *samples_alloc(size_t n)
         die("out of memory");
     }
     return v;
+}
+
+/*
+ * Row 3, pingpong: two loops bounce an event back and forth; the "ping"
+ * side's callback calls pingpong_ping(), which records one round trip
+ * per bounce (after n / 10 warm-up ones) and wakes pingpong_wait() after
+ * the last, returning false: bounce again only while it returns true.
+ */
+typedef struct BenchPingPong {
+    int64_t *v;                 /* n round trips, ns */
+    size_t n, warm, i;
+    int64_t last;
+    sem_t done;
+} BenchPingPong;
+
+static inline void pingpong_init(BenchPingPong *p)
+{
+    p->n = bench_quick() ? 2000 : 20000;
+    p->warm = p->n / 10;
+    p->v = samples_alloc(p->n);
+    p->i = 0;
+    sem_init(&p->done, 0, 0);
+}
+
+static inline bool pingpong_ping(BenchPingPong *p)
+{
+    int64_t t = now_ns();
+
+    if (p->i > p->warm) {
+        p->v[p->i - p->warm - 1] = t - p->last;
+    }
+    p->last = t;
+    if (p->i++ == p->n + p->warm) {
+        sem_post(&p->done);
+        return false;
+    }
+    return true;
+}
+
+static inline void pingpong_wait(BenchPingPong *p)
+{
+    sem_wait(&p->done);
 }
 
 #endif
