@@ -26,6 +26,8 @@
  *   and bdrv_drained_end() never polls: polling in callbacks re-enters the
  *   event loop in the middle of a graph walk, which is how QEMU met its
  *   use-after-free bugs (semantics section 16, item 13).
+ *   tests/c/test-bdrv-drain.c's /bdrv-drain/detach/driver_cb fails if a
+ *   driver's or a parent's drain_begin callback polls.
  *
  * Propagation goes up, never down: draining a node quiesces its parents
  * (a BlockBackend stops its device, a filter node above is drained
