@@ -277,6 +277,11 @@ static int vu_blk_exp_create(BlockExport *exp, BlockExportOptions *opts,
     conf.queue_size = VIRTQUEUE_MAX_SIZE;
     conf.write_cache = !exp->writethrough;
     conf.rerror = conf.werror = BLOCKDEV_ON_ERROR_REPORT;
+    /* Front-ends come and go; the node stays in the export's IOThread
+     * (QEMU's export keeps its AioContext; another export of the node -
+     * NBD in the same IOThread - must not be dragged to the main loop
+     * at every disconnect or guest reset). */
+    conf.keep_aio_context = true;
     conf.iothread = iothread = vu_blk_iothread_of(exp->ctx);
     if (nmap) {
         conf.iothread_vq_mapping = map;

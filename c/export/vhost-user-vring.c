@@ -416,6 +416,29 @@ bool vu_set_vring_fd(VuServer *s, VhostUserMsg *m, Error **errp)
                    "not supported)", vr->index);
         return false;
     }
+    /*
+     * The kick fd is read by us only, and read when nothing may be
+     * pending: a ring's stop takes a last look at it in the queue's
+     * IOThread (ioeventfd_stop_vq_bh), and on a blocking eventfd with a
+     * zero count that read never returns - the IOThread hangs, and the
+     * main loop waiting for it.  QEMU passes non-blocking eventfds; a
+     * front-end need not.  O_NONBLOCK is a flag of the open file
+     * description, which the front-end shares, so setting it changes the
+     * front-end's fd too: for the kick fd that is harmless - the
+     * front-end (or KVM's ioeventfd) only writes it, and a write blocks
+     * only at a count of 2^64 - 2 - and it is what QEMU's own export does
+     * (its vhost-user server makes every received fd non-blocking).  A
+     * poll before each read instead would leave the front-end's fd alone
+     * but hang just the same if anyone else read the fd in between.  The
+     * call and err fds are left as they came: we only write them, and a
+     * front-end may well wait for its interrupts with a blocking read.
+     */
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+        error_setg_errno(errp, errno, "vring %d: cannot make the kick fd "
+                         "non-blocking", vr->index);
+        close(fd);
+        return false;
+    }
     /* A kick fd starts the ring (vhost-user.rst, "Ring states"). */
     vu_device_stop(s);
     vu_close_fd(&vr->kick_fd);

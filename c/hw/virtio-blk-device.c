@@ -16,6 +16,8 @@
  *      |      drained_end must not attach yet)     |   unassign, started
  *      |      started = true; attach unless        |   = false, blk_drain,
  *      |      drained (drained_end will)           |   blk to main loop
+ *      |                                           |   (unless conf's
+ *      |                                           |   keep_aio_context)
  *      +-------------------------------------------+-----------+
  *   any failure: DISABLED (kicks handled inline, under the BQL, for good)
  *
@@ -500,8 +502,11 @@ static void virtio_blk_stop_ioeventfd(VirtIODevice *vdev)
      * wait for the queues' contexts here.
      */
     quiesce_vq_contexts(s);
-    /* Back to the main loop, unless another user keeps it elsewhere. */
-    blk_set_aio_context(s->blk, qemu_get_aio_context(), NULL);
+    /* Back to the main loop, unless another user keeps it elsewhere or
+     * the device was told to stay (an export: keep_aio_context). */
+    if (!s->conf.keep_aio_context) {
+        blk_set_aio_context(s->blk, qemu_get_aio_context(), NULL);
+    }
     s->ioeventfd_stopping = false;
 }
 

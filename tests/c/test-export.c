@@ -13,6 +13,7 @@
  * the main loop deletes the export or handles the front-end's hang-up.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -771,21 +772,28 @@ static void *vu_probe_thread(void *opaque)
  * ended during the hold, and io0 then wrote through a closed fd or a
  * freed queue (ASan: heap-use-after-free).
  */
-static void race_run(bool disconnect)
+/*
+ * The set-up both scenarios share: IOThread io0, node t0 (aiolab-test,
+ * @node_opts appended), export vu0 on it with its queue in io0 (without
+ * fixed-iothread: the node may move), and race_front connected, its ring
+ * set up and one read kicked.  @kick_flags: the front-end's kick eventfd
+ * flags (EFD_NONBLOCK as QEMU's, or not).
+ */
+static BlockDriverState *vu_export_start(char *dir, char *path, size_t size,
+                                         const char *node_opts,
+                                         int kick_flags)
 {
-    char dir[] = "/tmp/aiolab-test-export-XXXXXX", path[128], opts[320];
-    static VuFront probe;
+    char opts[320];
     BlockDriverState *bs;
     pthread_t th;
-    uint64_t cnt = 0;
-    uint8_t status;
 
     setup();
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    snprintf(path, sizeof(path), "%s/vu.sock", dir);
+    snprintf(path, size, "%s/vu.sock", dir);
     race_io = iothread_create("io0", &error_abort);
-    bs = bdrv_open(NULL, NULL, "driver=aiolab-test,node-name=t0,size=1M,"
-                   "latency-ns=50000000", BDRV_O_RDWR, &error_abort);
+    snprintf(opts, sizeof(opts), "driver=aiolab-test,node-name=t0,size=1M%s",
+             node_opts);
+    bs = bdrv_open(NULL, NULL, opts, BDRV_O_RDWR, &error_abort);
     snprintf(opts, sizeof(opts), "type=vhost-user-blk,id=vu0,node-name=t0,"
              "addr.type=unix,addr.path=%s,writable=on,iothread=io0", path);
     ASSERT_TRUE(blk_exp_add(opts, &error_abort) != NULL);
@@ -797,21 +805,59 @@ static void race_run(bool disconnect)
     race_front.ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE,
                           MAP_SHARED, race_front.ram_fd, 0);
     ASSERT_TRUE(race_front.ram != MAP_FAILED);
-    race_front.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    race_front.kick = eventfd(0, EFD_CLOEXEC | kick_flags);
     race_front.call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_create(&th, NULL, vu_front_thread, &race_front);
     run_main_loop_until(&race_front.ready, 10000, "front-end set-up");
     pthread_join(th, NULL);
+    return bs;
+}
 
+/* race_front hangs up; returns once a second front-end (@probe) has the
+ * answer to its GET_FEATURES, i.e. the disconnect was handled. */
+static void vu_export_disconnect(VuFront *probe, const char *path)
+{
+    pthread_t th;
+
+    close(race_front.sock);
+    probe->path = path;
+    pthread_create(&th, NULL, vu_probe_thread, probe);
+    run_main_loop_until(&probe->ready, 5000, "the next front-end");
+    pthread_join(th, NULL);
+}
+
+/* Delete vu0 (if still there), free what vu_export_start made. */
+static void vu_export_finish(BlockDriverState *bs, char *dir)
+{
+    if (!qatomic_read(&race_deleted)) {
+        blk_exp_request_shutdown(blk_exp_find("vu0"));
+        run_main_loop_until(&race_deleted, 5000, "export deletion");
+    }
+    blk_exp_set_deleted_listener(NULL, NULL);
+    close(race_front.kick);
+    close(race_front.call);
+    munmap(race_front.ram, RAM_SIZE);
+    close(race_front.ram_fd);
+    bdrv_unref(bs);
+    iothread_destroy(race_io);
+    rmdir(dir);
+}
+
+static void race_run(bool disconnect)
+{
+    char dir[] = "/tmp/aiolab-test-export-XXXXXX", path[128];
+    static VuFront probe;
+    BlockDriverState *bs;
+    uint64_t cnt = 0;
+    uint8_t status;
+
+    bs = vu_export_start(dir, path, sizeof(path), ",latency-ns=50000000",
+                         EFD_NONBLOCK);
     aio_bh_schedule_oneshot(iothread_get_aio_context(race_io),
                             hold_section_bh, NULL);
     run_main_loop_until(&hold_started, 5000, "io0 opens its section");
     if (disconnect) {
-        close(race_front.sock);
-        probe.path = path;
-        pthread_create(&th, NULL, vu_probe_thread, &probe);
-        run_main_loop_until(&probe.ready, 5000, "the next front-end");
-        pthread_join(th, NULL);
+        vu_export_disconnect(&probe, path);
     } else {
         blk_exp_request_shutdown(blk_exp_find("vu0"));
         run_main_loop_until(&race_deleted, 5000, "export deletion");
@@ -837,19 +883,74 @@ static void race_run(bool disconnect)
 
     if (disconnect) {
         close(probe.sock);
-        blk_exp_request_shutdown(blk_exp_find("vu0"));
-        run_main_loop_until(&race_deleted, 5000, "export deletion");
     } else {
         close(race_front.sock);
     }
-    blk_exp_set_deleted_listener(NULL, NULL);
-    close(race_front.kick);
-    close(race_front.call);
-    munmap(race_front.ram, RAM_SIZE);
-    close(race_front.ram_fd);
-    bdrv_unref(bs);
-    iothread_destroy(race_io);
-    rmdir(dir);
+    vu_export_finish(bs, dir);
+}
+
+/*
+ * One read completes (io0 read the kick: its count is 0), then the
+ * front-end hangs up, which stops the device: a last look at the kick fd
+ * in io0, a drain.  Then the node's AioContext is checked.
+ */
+static void stop_after_one_read(int kick_flags)
+{
+    char dir[] = "/tmp/aiolab-test-export-XXXXXX", path[128];
+    static VuFront probe;
+    AioContext *io0_ctx;
+    BlockDriverState *bs;
+    int64_t deadline;
+
+    bs = vu_export_start(dir, path, sizeof(path), "", kick_flags);
+    io0_ctx = iothread_get_aio_context(race_io);
+    deadline = now_ms() + 5000;
+    while (race_used_idx() != 1) {
+        if (now_ms() > deadline) {
+            harness_fail(__FILE__, __LINE__, "the read never completed");
+        }
+        main_loop_wait(true);
+        usleep(200);
+    }
+    ASSERT_EQ(race_front.ram[RING_BASE + 0x3010], 0);   /* S_OK */
+    ASSERT_PTR_EQ(bdrv_get_aio_context(bs), io0_ctx);
+
+    vu_export_disconnect(&probe, path);
+    /* QEMU's export keeps its AioContext while front-ends come and go. */
+    if (bdrv_get_aio_context(bs) != io0_ctx) {
+        harness_fail(__FILE__, __LINE__, "after the front-end's "
+                     "disconnect node t0 left io0 (for the %s): any other "
+                     "export of it in io0 now runs in the main loop",
+                     bdrv_get_aio_context(bs) == main_ctx ? "main loop" :
+                     "another context");
+    }
+    close(probe.sock);
+    vu_export_finish(bs, dir);
+}
+
+/*
+ * A front-end that passes a blocking kick eventfd (QEMU's are
+ * non-blocking; vhost-user.rst does not say they must be).  The stop's
+ * last read of the kick fd, with nothing pending, never returned: io0
+ * hung, and the main loop waiting for it (the harness's timeout ends the
+ * test).  The export makes received kick fds non-blocking - on the file
+ * description it shares with the front-end, which the front-end sees.
+ */
+static void test_vhost_user_blocking_kick(void)
+{
+    stop_after_one_read(0);
+    ASSERT_TRUE(fcntl(race_front.kick, F_GETFL) & O_NONBLOCK);
+}
+
+/*
+ * The device's stop at a disconnect moved its BlockBackend - and the node
+ * with every other export of it, an NBD one in io0 say - to the main
+ * loop, until the next front-end started the device (QEMU 9.0's
+ * virtio-blk device does that at every stop; its export does not).
+ */
+static void test_vhost_user_disconnect_keeps_iothread(void)
+{
+    stop_after_one_read(EFD_NONBLOCK);
 }
 
 static void test_vhost_user_delete_waits_for_iothread(void)
@@ -874,6 +975,10 @@ static const TestCase tests[] = {
       test_vhost_user_delete_waits_for_iothread },
     { "/export/vhost-user/disconnect-waits-for-iothread",
       test_vhost_user_disconnect_waits_for_iothread },
+    { "/export/vhost-user/blocking-kick-fd",
+      test_vhost_user_blocking_kick, .timeout = 10 },
+    { "/export/vhost-user/disconnect-keeps-iothread",
+      test_vhost_user_disconnect_keeps_iothread },
     { "/export/death/unref-twice", death_unref_twice,
       .death = "export 'e0' unreferenced more often than referenced" },
     { "/export/death/register-twice", death_register_twice,

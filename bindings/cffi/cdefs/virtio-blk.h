@@ -26,6 +26,7 @@ typedef struct VirtIOBlkConf {
     uint32_t max_write_zeroes_sectors;
     const char *serial;
     bool ioeventfd;
+    bool keep_aio_context;
     BlockdevOnError rerror;
     BlockdevOnError werror;
     void (*block_io_error)(void *opaque, BlockErrorAction action,

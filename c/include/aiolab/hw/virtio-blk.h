@@ -104,6 +104,16 @@ typedef struct VirtIOBlkConf {
     uint32_t max_write_zeroes_sectors;  /* BDRV_REQUEST_MAX_SECTORS */
     const char *serial;                 /* GET_ID answer, or NULL ("") */
     bool ioeventfd;                     /* the transport's ioeventfd=: true */
+    /*
+     * false (QEMU's virtio-blk device): every ioeventfd stop moves the
+     * BlockBackend - and with it the node - back to the main loop, and
+     * the next start moves it to queue 0's context again.  true: it stays
+     * where it is across stop/start, as QEMU's vhost-user-blk export keeps
+     * its AioContext while front-ends come and go (the export sets it: a
+     * front-end's disconnect must not move a node that other exports of
+     * it serve from their IOThread into the main loop).
+     */
+    bool keep_aio_context;
     BlockdevOnError rerror;             /* REPORT */
     BlockdevOnError werror;             /* ENOSPC */
     /*
