@@ -463,39 +463,36 @@ void coroutine_fn job_pause_point(Job *job)
     }
 }
 
-void coroutine_fn job_sleep_ns(Job *job, int64_t ns)
+/* job_sleep_ns() and job_yield(): unless cancelled, yield until
+ * @deadline_ns (-1: until job_enter()) if no pause is due, then the
+ * pause point. */
+static void coroutine_fn job_yield_until(Job *job, int64_t deadline_ns)
 {
-    AIOLAB_REQUIRE(qemu_in_coroutine(), "called outside a coroutine "
-                   RULE_CO);
     job_lock();
     if (job_is_cancelled_locked(job)) {
         job_unlock();
         return;
     }
     if (!job_should_pause_locked(job)) {
-        job_do_yield_locked(job, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
-                            ns);
+        job_do_yield_locked(job, deadline_ns);
     }
     job->last_yield_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     job_unlock();
     job_pause_point(job);
 }
 
+void coroutine_fn job_sleep_ns(Job *job, int64_t ns)
+{
+    AIOLAB_REQUIRE(qemu_in_coroutine(), "called outside a coroutine "
+                   RULE_CO);
+    job_yield_until(job, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + ns);
+}
+
 void coroutine_fn job_yield(Job *job)
 {
     AIOLAB_REQUIRE(qemu_in_coroutine(), "called outside a coroutine "
                    RULE_CO);
-    job_lock();
-    if (job_is_cancelled_locked(job)) {
-        job_unlock();
-        return;
-    }
-    if (!job_should_pause_locked(job)) {
-        job_do_yield_locked(job, -1);
-    }
-    job->last_yield_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
-    job_unlock();
-    job_pause_point(job);
+    job_yield_until(job, -1);
 }
 
 /* --- running and finishing ----------------------------------------------- */
