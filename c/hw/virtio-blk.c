@@ -544,6 +544,20 @@ static void virtio_blk_restart_bh(void *opaque)
     blk_dec_in_flight(s->blk);
 }
 
+/* Take the whole parked list (s->rq), oldest first; s->rq empty after. */
+static VirtIOBlockReq *virtio_blk_take_parked(VirtIOBlock *s)
+{
+    VirtIOBlockReq *req;
+
+    pthread_mutex_lock(&s->rq_lock);
+    req = s->rq;
+    s->rq = NULL;
+    s->rq_tail = &s->rq;
+    qatomic_set(&s->stats.parked, 0);
+    pthread_mutex_unlock(&s->rq_lock);
+    return req;
+}
+
 void virtio_blk_dma_restart_cb(void *opaque, bool running, int state)
 {
     VirtIOBlock *s = opaque;
@@ -554,12 +568,7 @@ void virtio_blk_dma_restart_cb(void *opaque, bool running, int state)
     if (!running) {
         return;
     }
-    pthread_mutex_lock(&s->rq_lock);
-    req = s->rq;
-    s->rq = NULL;
-    s->rq_tail = &s->rq;
-    qatomic_set(&s->stats.parked, 0);
-    pthread_mutex_unlock(&s->rq_lock);
+    req = virtio_blk_take_parked(s);
     if (!req) {
         return;
     }
@@ -592,14 +601,8 @@ void virtio_blk_dma_restart_cb(void *opaque, bool running, int state)
 
 void virtio_blk_drop_parked(VirtIOBlock *s)
 {
-    VirtIOBlockReq *req;
+    VirtIOBlockReq *req = virtio_blk_take_parked(s);
 
-    pthread_mutex_lock(&s->rq_lock);
-    req = s->rq;
-    s->rq = NULL;
-    s->rq_tail = &s->rq;
-    qatomic_set(&s->stats.parked, 0);
-    pthread_mutex_unlock(&s->rq_lock);
     while (req) {
         VirtIOBlockReq *next = req->next;
 
