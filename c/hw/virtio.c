@@ -672,17 +672,29 @@ uint32_t aiolab_virtio_get_config_len(VirtIODevice *vdev)
     return vdev->config_len;
 }
 
-size_t aiolab_virtio_config_read(VirtIODevice *vdev, uint32_t offset,
-                                 void *buf, size_t len)
+/* An access to the config space at @offset: false if @offset is outside
+ * it; else vdev->config is refreshed from the device and *@len cut to
+ * what lies inside. */
+static bool virtio_config_access(VirtIODevice *vdev, uint32_t offset,
+                                 size_t *len)
 {
-    REQUIRE_NONNULL(vdev);
     if (offset >= vdev->config_len) {
-        return 0;
+        return false;
     }
     if (vdev->vdc->get_config) {
         vdev->vdc->get_config(vdev, vdev->config);
     }
-    len = MIN(len, vdev->config_len - offset);
+    *len = MIN(*len, vdev->config_len - offset);
+    return true;
+}
+
+size_t aiolab_virtio_config_read(VirtIODevice *vdev, uint32_t offset,
+                                 void *buf, size_t len)
+{
+    REQUIRE_NONNULL(vdev);
+    if (!virtio_config_access(vdev, offset, &len)) {
+        return 0;
+    }
     memcpy(buf, vdev->config + offset, len);
     return len;
 }
@@ -691,13 +703,9 @@ size_t aiolab_virtio_config_write(VirtIODevice *vdev, uint32_t offset,
                                   const void *buf, size_t len)
 {
     REQUIRE_NONNULL(vdev);
-    if (offset >= vdev->config_len) {
+    if (!virtio_config_access(vdev, offset, &len)) {
         return 0;
     }
-    if (vdev->vdc->get_config) {
-        vdev->vdc->get_config(vdev, vdev->config);
-    }
-    len = MIN(len, vdev->config_len - offset);
     memcpy(vdev->config + offset, buf, len);
     if (vdev->vdc->set_config) {
         vdev->vdc->set_config(vdev, vdev->config);
