@@ -8,6 +8,18 @@ typedef enum {
     BDRV_REQ_FUA = 0x10,
     BDRV_REQ_NO_FALLBACK = 0x100,
 } BdrvRequestFlags;
+typedef enum BlockdevOnError {
+    BLOCKDEV_ON_ERROR_REPORT,
+    BLOCKDEV_ON_ERROR_IGNORE,
+    BLOCKDEV_ON_ERROR_ENOSPC,
+    BLOCKDEV_ON_ERROR_STOP,
+    BLOCKDEV_ON_ERROR_AUTO,
+} BlockdevOnError;
+typedef enum BlockErrorAction {
+    BLOCK_ERROR_ACTION_IGNORE,
+    BLOCK_ERROR_ACTION_REPORT,
+    BLOCK_ERROR_ACTION_STOP,
+} BlockErrorAction;
 #define BDRV_O_RDWR 2
 #define BDRV_O_NOCACHE 32
 #define BDRV_O_UNMAP 16384

@@ -4,8 +4,7 @@
  * a job's own code - JobDriver and the coroutine_fns it calls.  The
  * test-only undrained swap is bound for the chapter 7 notebook (it shows
  * the race drained sections prevent).  BlockdevOnError and
- * BlockErrorAction are defined here, once: aiolab/hw/virtio-blk.h shares
- * them (a guard macro in C), so its cdefs must not repeat them.
+ * BlockErrorAction are in cdefs/block.h, as in C.
  */
 typedef struct Job Job;
 typedef enum JobStatus {
@@ -27,18 +26,6 @@ typedef enum {
     JOB_MANUAL_FINALIZE = 0x01,
     JOB_MANUAL_DISMISS = 0x02,
 } JobCreateFlags;
-typedef enum BlockdevOnError {
-    BLOCKDEV_ON_ERROR_REPORT,
-    BLOCKDEV_ON_ERROR_IGNORE,
-    BLOCKDEV_ON_ERROR_ENOSPC,
-    BLOCKDEV_ON_ERROR_STOP,
-    BLOCKDEV_ON_ERROR_AUTO,
-} BlockdevOnError;
-typedef enum BlockErrorAction {
-    BLOCK_ERROR_ACTION_IGNORE,
-    BLOCK_ERROR_ACTION_REPORT,
-    BLOCK_ERROR_ACTION_STOP,
-} BlockErrorAction;
 typedef enum BlockDeviceIoStatus {
     BLOCK_DEVICE_IO_STATUS_OK,
     BLOCK_DEVICE_IO_STATUS_FAILED,

@@ -1,6 +1,5 @@
 /* cdefs for aiolab/hw/virtio-blk.h and aiolab/hw/virtio_blk_wire.h.
- * BlockdevOnError and BlockErrorAction, shared with aiolab/blockjob.h,
- * are declared once, in cdefs/blockjob.h. */
+ * BlockdevOnError and BlockErrorAction are in cdefs/block.h, as in C. */
 typedef struct VirtIOBlock VirtIOBlock;
 typedef struct IOThreadVirtQueueMapping {
     const char *iothread;

@@ -54,6 +54,28 @@ typedef enum {
 #define BDRV_O_NOCACHE 0x0020       /* O_DIRECT (as cache.direct=on) */
 #define BDRV_O_UNMAP   0x4000       /* honour discards (as discard=unmap) */
 
+/* What to do when a request fails (QAPI BlockdevOnError), QEMU's order:
+ * a block job's on-source-error/on-target-error (aiolab/blockjob.h) and
+ * a virtio-blk device's -drive rerror=/werror= (aiolab/hw/virtio-blk.h). */
+typedef enum BlockdevOnError {
+    BLOCKDEV_ON_ERROR_REPORT,   /* job: fail with the errno; device:
+                                 * complete the request with IOERR */
+    BLOCKDEV_ON_ERROR_IGNORE,   /* job: retry later, carry on; device:
+                                 * pretend it worked, status OK */
+    BLOCKDEV_ON_ERROR_ENOSPC,   /* stop on ENOSPC, report the rest */
+    BLOCKDEV_ON_ERROR_STOP,     /* job: pause (user-paused); device:
+                                 * park the request and stop the VM */
+    BLOCKDEV_ON_ERROR_AUTO,     /* device: the backend's choice, report;
+                                 * jobs: report */
+} BlockdevOnError;
+
+/* What was done about one error (QAPI BlockErrorAction), QEMU's order. */
+typedef enum BlockErrorAction {
+    BLOCK_ERROR_ACTION_IGNORE,
+    BLOCK_ERROR_ACTION_REPORT,
+    BLOCK_ERROR_ACTION_STOP,
+} BlockErrorAction;
+
 /* ---------------------------------------------------------------------
  * Global state: main loop, BQL held (QEMU's GLOBAL_STATE_CODE)
  * --------------------------------------------------------------------- */

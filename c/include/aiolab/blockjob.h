@@ -72,25 +72,6 @@ typedef enum {
     JOB_MANUAL_DISMISS = 0x02,      /* stay concluded until job_dismiss() */
 } JobCreateFlags;
 
-/* What a job does when a request fails (QEMU's BlockdevOnError), and what
- * was done about one error (BlockErrorAction); aiolab/hw/virtio-blk.h has
- * the same two enums for -drive rerror=/werror=. */
-#ifndef AIOLAB_BLOCKDEV_ON_ERROR_DEFINED
-#define AIOLAB_BLOCKDEV_ON_ERROR_DEFINED
-typedef enum BlockdevOnError {
-    BLOCKDEV_ON_ERROR_REPORT,       /* fail the job with the errno */
-    BLOCKDEV_ON_ERROR_IGNORE,       /* retry later, carry on */
-    BLOCKDEV_ON_ERROR_ENOSPC,       /* stop on ENOSPC, report the rest */
-    BLOCKDEV_ON_ERROR_STOP,         /* pause the job (user-paused) */
-    BLOCKDEV_ON_ERROR_AUTO,         /* (devices only; jobs: report) */
-} BlockdevOnError;
-
-typedef enum BlockErrorAction {
-    BLOCK_ERROR_ACTION_IGNORE,
-    BLOCK_ERROR_ACTION_REPORT,
-    BLOCK_ERROR_ACTION_STOP,
-} BlockErrorAction;
-#endif
 
 /* QEMU's BlockDeviceIoStatus, as query-block-jobs shows it. */
 typedef enum BlockDeviceIoStatus {

@@ -54,26 +54,6 @@
 
 typedef struct VirtIOBlock VirtIOBlock;
 
-/* The -drive rerror=/werror= choices (QAPI BlockdevOnError), QEMU's order.
- * aiolab/blockjob.h defines the same two enums (jobs' on-error options). */
-#ifndef AIOLAB_BLOCKDEV_ON_ERROR_DEFINED
-#define AIOLAB_BLOCKDEV_ON_ERROR_DEFINED
-typedef enum BlockdevOnError {
-    BLOCKDEV_ON_ERROR_REPORT,   /* complete the request with IOERR */
-    BLOCKDEV_ON_ERROR_IGNORE,   /* pretend it worked: status OK */
-    BLOCKDEV_ON_ERROR_ENOSPC,   /* stop on ENOSPC, report others */
-    BLOCKDEV_ON_ERROR_STOP,     /* park the request and stop the VM */
-    BLOCKDEV_ON_ERROR_AUTO,     /* the backend's choice: report */
-} BlockdevOnError;
-
-/* What was done about one error (QAPI BlockErrorAction), QEMU's order. */
-typedef enum BlockErrorAction {
-    BLOCK_ERROR_ACTION_IGNORE,
-    BLOCK_ERROR_ACTION_REPORT,
-    BLOCK_ERROR_ACTION_STOP,
-} BlockErrorAction;
-#endif
-
 /** One item of iothread-vq-mapping (QAPI IOThreadVirtQueueMapping). */
 typedef struct IOThreadVirtQueueMapping {
     const char *iothread;       /* an IOThread id */
