@@ -273,23 +273,36 @@ class Guest:
         self.log = open(os.path.join(tmp, "guest.log"), "w")
         self.lines = []
         self.cond = threading.Condition()
+        # The console on stdout, QEMU's own messages on stderr: in one
+        # pipe a message ("Failed to set msg fds" when the back-end dies)
+        # could land in the middle of a console line and hide it.
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT,
+                                     stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
-        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader = threading.Thread(target=self._read,
+                                       args=(self.proc.stdout, True),
+                                       daemon=True)
+        self.err_reader = threading.Thread(target=self._read,
+                                           args=(self.proc.stderr, False),
+                                           daemon=True)
         self.reader.start()
+        self.err_reader.start()
 
-    def _read(self):
-        for raw in self.proc.stdout:
+    def _read(self, stream, console):
+        """Collect @stream's lines (whole lines: QEMU's stderr ones among
+        the console's); the console's EOF ends self.lines."""
+        for raw in stream:
             line = raw.decode(errors="replace").rstrip("\r\n")
-            self.log.write(line + "\n")
-            self.log.flush()
             with self.cond:
+                if not self.log.closed:
+                    self.log.write(line + "\n")
+                    self.log.flush()
                 self.lines.append(line)
                 self.cond.notify_all()
-        with self.cond:
-            self.lines.append(None)         # EOF
-            self.cond.notify_all()
+        if console:
+            with self.cond:
+                self.lines.append(None)         # EOF
+                self.cond.notify_all()
 
     def wait_for(self, prefix, timeout=120):
         """The first AIOLAB line starting with @prefix (or None at EOF or
@@ -318,7 +331,9 @@ class Guest:
             self.kill()
             rc = self.proc.wait()
         self.reader.join(5)
-        self.log.close()
+        self.err_reader.join(5)
+        with self.cond:
+            self.log.close()
         return rc
 
     def kill(self):

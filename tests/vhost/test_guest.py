@@ -120,20 +120,30 @@ test_two_queues_two_iothreads.timeout = 150
 
 
 def test_reconnect_after_sigkill(env):
-    """The daemon is SIGKILLed while the guest's writers have requests in
-    flight (each held 2 ms by blkdebug), a new daemon takes the socket,
-    QEMU reconnects (reconnect=1) and hands it the in-flight log: the new
-    daemon resubmits what was in flight, the writers finish and every
-    byte is right."""
+    """The daemon is SIGKILLed with a guest write in flight, a new daemon
+    takes the socket, QEMU reconnects (reconnect=1) and hands it the
+    in-flight log: the new daemon resubmits what was in flight, the
+    writers finish and every byte is right.
+
+    Deterministic: the first daemon's blkdebug node holds the first write
+    that reaches it at a breakpoint for good (nothing resumes it), so
+    once any writer reports its writes done, that held write - popped,
+    hence in the in-flight log - is still in flight, whatever the load.
+    The second daemon has no breakpoint."""
     pats = patterns(4, MiB // 4)
-    lat = "driver=blkdebug,node-name=disk0,image=file0,latency-ns=2000000"
-    d, g = boot(env, pats, iothreads=("io0",), reconnect=True, passes=6,
-                node_prefix=(lat,))
+    brk = ",break.0.event=write-aio,break.0.tag=held"
+    dbg = "driver=blkdebug,node-name=disk0,image=file0"
+    d, g = boot(env, pats, iothreads=("io0",), reconnect=True, passes=2,
+                node_prefix=(dbg + brk,))
     assert g.wait_for("writing", 90), "the guest never started writing"
-    time.sleep(0.7)
-    assert g.wait_for("wrote", 0) is None, "the writers finished too soon"
+    # Another writer finished: writes reached the daemon, and the first
+    # of them is held at the breakpoint (its writer cannot finish).
+    done = g.wait_for("wrote", 60)
+    assert done, "no writer finished beside the held write"
+    assert d.alive(), "the first daemon died before the kill"
     d.kill()                            # SIGKILL, by its own PID
     args, sock, trace = env.boot_args
+    args = [a.replace(brk, "") for a in args]
     d2 = env.daemon()
     d2.start(args, [sock])
     line = d2.wait_stderr("in flight in the log", timeout=30)
@@ -143,7 +153,7 @@ def test_reconnect_after_sigkill(env):
     finish(env, d2, g, pats)
 
 
-test_reconnect_after_sigkill.timeout = 150
+test_reconnect_after_sigkill.timeout = 120
 
 
 def test_read_only_export_fails_writes(env):
