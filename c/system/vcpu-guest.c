@@ -62,6 +62,18 @@ static bool probe_fail(CPUState *cpu, MachineDevice *d, const char *why)
     return false;
 }
 
+/* The selected queue's three ring addresses, as 32-bit register halves. */
+static void write_ring_addrs(CPUState *cpu, MachineDevice *d, uint64_t desc,
+                             uint64_t avail, uint64_t used)
+{
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_DESC_LOW, desc, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc >> 32, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_AVAIL_LOW, avail, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, avail >> 32, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_USED_LOW, used, 4);
+    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_USED_HIGH, used >> 32, 4);
+}
+
 static bool setup_queue(CPUState *cpu, MachineDevice *d, GuestQueue *q)
 {
     uint64_t desc, avail, used;
@@ -77,12 +89,7 @@ static bool setup_queue(CPUState *cpu, MachineDevice *d, GuestQueue *q)
     }
     vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_NUM, num, 4);
     aiolab_vring_layout(num, q->ring_gpa, &desc, &avail, &used);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_DESC_LOW, desc, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc >> 32, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_AVAIL_LOW, avail, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, avail >> 32, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_USED_LOW, used, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_USED_HIGH, used >> 32, 4);
+    write_ring_addrs(cpu, d, desc, avail, used);
     if (aiolab_vring_init(&q->vr, d->m->mem, num, desc, avail, used,
                           d->event_idx) < 0) {
         return false;
@@ -109,12 +116,7 @@ void guest_reconfigure_queue(CPUState *cpu, GuestQueue *q)
     aiolab_vring_layout(num, q->ring_gpa, &desc, &avail, &used);
     vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_SEL, q->index, 4);
     vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_NUM, num, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_DESC_LOW, desc, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc >> 32, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_AVAIL_LOW, avail, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, avail >> 32, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_USED_LOW, used, 4);
-    vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_USED_HIGH, used >> 32, 4);
+    write_ring_addrs(cpu, d, desc, avail, used);
     vcpu_mmio_write(cpu, d, VIRTIO_MMIO_QUEUE_READY, 1, 4);
 }
 
