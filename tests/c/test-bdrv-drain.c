@@ -14,20 +14,7 @@
 #include <errno.h>
 #include <string.h>
 #include <aiolab/aiolab.h>
-#include "harness.h"
-
-enum drain_type { BDRV_DRAIN_ALL, BDRV_DRAIN };
-
-static void setup(void)
-{
-    qemu_init_main_loop(&error_abort);
-    bql_lock();
-}
-
-static BlockDriverState *open_node(const char *options)
-{
-    return bdrv_open(NULL, NULL, options, BDRV_O_RDWR, &error_abort);
-}
+#include "block-harness.h"
 
 static int dc(BlockDriverState *bs)
 {
@@ -37,24 +24,6 @@ static int dc(BlockDriverState *bs)
 static int qc(BlockDriverState *bs)
 {
     return bdrv_get_quiesce_counter(bs);
-}
-
-static void do_drain_begin(enum drain_type type, BlockDriverState *bs)
-{
-    if (type == BDRV_DRAIN_ALL) {
-        bdrv_drain_all_begin();
-    } else {
-        bdrv_drained_begin(bs);
-    }
-}
-
-static void do_drain_end(enum drain_type type, BlockDriverState *bs)
-{
-    if (type == BDRV_DRAIN_ALL) {
-        bdrv_drain_all_end();
-    } else {
-        bdrv_drained_end(bs);
-    }
 }
 
 static void aio_ret_cb(void *opaque, int ret)
@@ -154,13 +123,13 @@ static void test_drv_cb_common(enum drain_type type, bool recursive)
 
 static void test_drv_cb_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_drv_cb_common(BDRV_DRAIN_ALL, true);
 }
 
 static void test_drv_cb_drain(void)
 {
-    setup();
+    block_test_setup();
     test_drv_cb_common(BDRV_DRAIN, false);
 }
 
@@ -176,13 +145,13 @@ static void drv_cb_drain_body(void)
 
 static void test_drv_cb_co_drain_all(void)
 {
-    setup();
+    block_test_setup();
     call_in_coroutine(drv_cb_drain_all_body);
 }
 
 static void test_drv_cb_co_drain(void)
 {
-    setup();
+    block_test_setup();
     call_in_coroutine(drv_cb_drain_body);
 }
 
@@ -208,13 +177,13 @@ static void test_quiesce_common(enum drain_type type, bool recursive)
 
 static void test_quiesce_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_quiesce_common(BDRV_DRAIN_ALL, true);
 }
 
 static void test_quiesce_drain(void)
 {
-    setup();
+    block_test_setup();
     test_quiesce_common(BDRV_DRAIN, false);
 }
 
@@ -230,13 +199,13 @@ static void quiesce_drain_body(void)
 
 static void test_quiesce_co_drain_all(void)
 {
-    setup();
+    block_test_setup();
     call_in_coroutine(quiesce_drain_all_body);
 }
 
 static void test_quiesce_co_drain(void)
 {
-    setup();
+    block_test_setup();
     call_in_coroutine(quiesce_drain_body);
 }
 
@@ -245,7 +214,7 @@ static void test_nested(void)
     TestGraph g;
     enum drain_type outer, inner;
 
-    setup();
+    block_test_setup();
     g = test_setup();
     for (outer = 0; outer <= BDRV_DRAIN; outer++) {
         for (inner = 0; inner <= BDRV_DRAIN; inner++) {
@@ -282,7 +251,7 @@ static void test_graph_change_drain_all(void)
     BlockBackend *blk_a, *blk_b;
     BlockDriverState *bs_a, *bs_b;
 
-    setup();
+    block_test_setup();
     blk_a = blk_new(qemu_get_aio_context());
     bs_a = open_node("driver=aiolab-test,node-name=test-node-a");
     ASSERT_EQ(blk_insert_bs(blk_a, bs_a, &error_abort), 0);
@@ -407,7 +376,7 @@ static void test_iothread_common(enum drain_type drain_type, int drain_thread)
 
 static void test_iothread_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_iothread_common(BDRV_DRAIN_ALL, 0);
     /* QEMU skips this one ("drain_all only from the main loop thread");
      * aiolab bounces drain_all from a coroutine too. */
@@ -416,7 +385,7 @@ static void test_iothread_drain_all(void)
 
 static void test_iothread_drain(void)
 {
-    setup();
+    block_test_setup();
     test_iothread_common(BDRV_DRAIN, 0);
     test_iothread_common(BDRV_DRAIN, 1);
 }
@@ -652,25 +621,25 @@ static void test_consumer_common(enum drain_type drain_type,
 
 static void test_consumer_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_consumer_common(BDRV_DRAIN_ALL, false);
 }
 
 static void test_consumer_drain(void)
 {
-    setup();
+    block_test_setup();
     test_consumer_common(BDRV_DRAIN, false);
 }
 
 static void test_consumer_iothread_drain_all(void)
 {
-    setup();
+    block_test_setup();
     test_consumer_common(BDRV_DRAIN_ALL, true);
 }
 
 static void test_consumer_iothread_drain(void)
 {
-    setup();
+    block_test_setup();
     test_consumer_common(BDRV_DRAIN, true);
 }
 
@@ -714,7 +683,7 @@ static void test_delete_by_drain(enum drain_type type, bool detach)
     QEMUIOVector qiov;
     char buf[65536];
 
-    setup();
+    block_test_setup();
     wait = open_node("driver=aiolab-test,node-name=wait,latency-ns=100000");
     top = open_node("driver=aiolab-test,node-name=top,file=wait");
     d.top = top;
@@ -820,7 +789,7 @@ static void test_detach_by_parent_cb(void)
     QEMUIOVector qiov;
     char buf[512];
 
-    setup();
+    block_test_setup();
     pa = open_node("driver=aiolab-test,node-name=parent-a,"
                    "latency-ns=100000");
     pb = open_node("driver=aiolab-test,node-name=parent-b");
@@ -955,7 +924,7 @@ static void test_detach_by_driver_cb(void)
     char buf[512];
     int aio_ret = -EINPROGRESS;
 
-    setup();
+    block_test_setup();
     pa = open_node("driver=aiolab-test,node-name=parent-a,"
                    "latency-ns=100000,sleep-in-drain-begin=on");
     pb = open_node("driver=aiolab-test,node-name=parent-b");
@@ -1100,7 +1069,7 @@ static void test_drain_begin_hook_other_driver(void)
 {
     BlockDriverState *bs;
 
-    setup();
+    block_test_setup();
     bs = bdrv_open(NULL, NULL, "driver=null-co,node-name=n", BDRV_O_RDWR,
                    &error_abort);
     ASSERT_FALSE(aiolab_test_driver_set_drain_begin_hook(
@@ -1115,7 +1084,7 @@ static void test_append_to_drained(void)
     BlockBackend *blk;
     BlockDriverState *base, *overlay;
 
-    setup();
+    block_test_setup();
     blk = blk_new(qemu_get_aio_context());
     base = open_node("driver=aiolab-test,node-name=base");
     ASSERT_EQ(blk_insert_bs(blk, base, &error_abort), 0);
@@ -1160,7 +1129,7 @@ static void test_set_aio_context(void)
     AioContext *ctx_a, *ctx_b;
     BlockDriverState *bs;
 
-    setup();
+    block_test_setup();
     a = iothread_create("a", &error_abort);
     b = iothread_create("b", &error_abort);
     ctx_a = iothread_get_aio_context(a);
@@ -1217,14 +1186,11 @@ static void test_drained_end_no_poll(void)
     EndData d = { 0 };
     int i;
 
-    setup();
+    block_test_setup();
     child = open_node("driver=aiolab-test,node-name=child");
     for (i = 0; i < 3; i++) {
-        char opts[96];
-
-        snprintf(opts, sizeof(opts),
-                 "driver=aiolab-test,node-name=parent-node-%d,file=child", i);
-        parent[i] = open_node(opts);
+        parent[i] = open_node("driver=aiolab-test,node-name=parent-node-%d,"
+                              "file=child", i);
     }
     d.parent = parent[2];
     blk = blk_new(qemu_get_aio_context());
@@ -1325,7 +1291,7 @@ static void test_replace_child_mid_drain(void)
 {
     int old, new;
 
-    setup();
+    block_test_setup();
     for (old = 0; old < 2; old++) {
         for (new = 0; new < 2; new++) {
             do_test_replace_child_mid_drain(old, new);
@@ -1338,7 +1304,7 @@ static void test_sleep_in_drain_begin(void)
 {
     BlockDriverState *bs;
 
-    setup();
+    block_test_setup();
     bs = open_node("driver=aiolab-test,node-name=sleepy,"
                    "sleep-in-drain-begin=on");
     bdrv_drained_begin(bs);
@@ -1360,7 +1326,7 @@ static void death_drain_from_iothread(void)
     IOThread *t;
     BlockDriverState *bs;
 
-    setup();
+    block_test_setup();
     t = iothread_create("t", &error_abort);
     bs = open_node("driver=null-co,node-name=n0");
     aio_bh_schedule_oneshot(iothread_get_aio_context(t),
@@ -1379,7 +1345,7 @@ static void death_drain_all_from_iothread(void)
 {
     IOThread *t;
 
-    setup();
+    block_test_setup();
     t = iothread_create("t", &error_abort);
     aio_bh_schedule_oneshot(iothread_get_aio_context(t),
                             death_drain_all_from_iothread_bh, NULL);
@@ -1392,7 +1358,7 @@ static void death_unbalanced_drained_end(void)
 {
     BlockDriverState *bs;
 
-    setup();
+    block_test_setup();
     bs = open_node("driver=null-co,node-name=n0");
     bdrv_drained_begin(bs);
     bdrv_drained_end(bs);
@@ -1422,7 +1388,7 @@ static void test_open_unknown_option(void)
 {
     BlockDriverState *base;
 
-    setup();
+    block_test_setup();
     base = open_node("driver=aiolab-test,node-name=base");
     expect_unknown_option("driver=aiolab-test,node-name=t,bogus=1");
     expect_unknown_option("driver=aiolab-test,node-name=t,file=base,bogus=1");
@@ -1448,7 +1414,7 @@ static void test_open_unknown_option(void)
 
 static void death_unbalanced_drain_all_end(void)
 {
-    setup();
+    block_test_setup();
     bdrv_drain_all_end();
 }
 
@@ -1456,7 +1422,7 @@ static void death_drain_without_bql(void)
 {
     BlockDriverState *bs;
 
-    setup();
+    block_test_setup();
     bs = open_node("driver=null-co,node-name=n0");
     bql_unlock();
     bdrv_drained_begin(bs);
