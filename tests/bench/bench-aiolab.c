@@ -260,9 +260,7 @@ struct fdb {
 static void fd_read(void *opaque)
 {
     struct fdb *f = opaque;
-    uint64_t val;
-
-    if (read(f->efd, &val, sizeof(val)) == sizeof(val)) {
+    if (bench_eventfd_read(f->efd)) {
         counter++;
     }
 }
@@ -270,12 +268,9 @@ static void fd_read(void *opaque)
 static void fd_batch(void *arg, uint64_t n)
 {
     struct fdb *f = arg;
-    uint64_t one = 1;
 
     for (uint64_t i = 0; i < n; i++) {
-        if (write(f->efd, &one, sizeof(one)) != sizeof(one)) {
-            die("write");
-        }
+        bench_eventfd_write(f->efd);
         aio_poll(f->ctx, false);
     }
 }
@@ -293,7 +288,7 @@ static void row_fd(void)
     if (!aiolab_aio_context_set_fdmon(f.ctx, fdmon, &err)) {
         die("set_fdmon(%s): %s", fdmon, error_get_pretty(err));
     }
-    f.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    f.efd = bench_eventfd();
     aio_set_fd_handler(f.ctx, f.efd, fd_read, NULL, NULL, NULL, &f);
     json_begin_aiolab();
     json_str("fdmon", aiolab_aio_context_fdmon_name(f.ctx));

@@ -258,12 +258,10 @@ static void fd_batch(void *arg, uint64_t n)
 {
     struct fdbench *f = arg;
     struct epoll_event evs[8];
-    uint64_t one = 1, val;
+    uint64_t val;
 
     for (uint64_t i = 0; i < n; i++) {
-        if (write(f->efd, &one, sizeof(one)) != sizeof(one)) {
-            die("write");
-        }
+        bench_eventfd_write(f->efd);
         int r = epoll_wait(f->epfd, evs, 8, 0);
         for (int k = 0; k < r; k++) {
             if (read(evs[k].data.fd, &val, sizeof(val)) != sizeof(val)) {
@@ -280,16 +278,14 @@ static void row_fd(void)
     struct epoll_event ev = { .events = EPOLLIN };
 
     pin_self(opt_cpu());
-    f.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    f.efd = bench_eventfd();
     f.epfd = epoll_create1(EPOLL_CLOEXEC);
     ev.data.fd = f.efd;
     epoll_ctl(f.epfd, EPOLL_CTL_ADD, f.efd, &ev);
     json_begin("floor (write + epoll_wait + read)");
     json_throughput(fd_batch, &f, 1);
     json_end();
-    if (counter == 0) {
-        die("handler never ran");
-    }
+    bench_check_ran(counter, "handler");
 }
 
 /* ---- coroutine ----------------------------------------------------------- */

@@ -113,9 +113,7 @@ static void row_bh(void)
         json_throughput(ready_batch, ctx, 1);
     }
     json_end();
-    if (counter == 0) {
-        die("callback never ran");
-    }
+    bench_check_ran(counter, "callback");
 }
 
 /* ---- loop threads ---------------------------------------------------------- */
@@ -293,9 +291,7 @@ static void row_timer(void)
 
 static gboolean fd_cb(gint fd, GIOCondition cond, gpointer data)
 {
-    uint64_t val;
-
-    if (read(fd, &val, sizeof(val)) == sizeof(val)) {
+    if (bench_eventfd_read(fd)) {
         counter++;
     }
     return G_SOURCE_CONTINUE;
@@ -306,12 +302,9 @@ static int fd_efd;
 static void fd_batch(void *arg, uint64_t n)
 {
     GMainContext *ctx = arg;
-    uint64_t one = 1;
 
     for (uint64_t i = 0; i < n; i++) {
-        if (write(fd_efd, &one, sizeof(one)) != sizeof(one)) {
-            die("write");
-        }
+        bench_eventfd_write(fd_efd);
         g_main_context_iteration(ctx, FALSE);
     }
 }
@@ -323,16 +316,14 @@ static void row_fd(void)
 
     pin_self(opt_cpu());
     g_main_context_push_thread_default(ctx);
-    fd_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    fd_efd = bench_eventfd();
     s = g_unix_fd_source_new(fd_efd, G_IO_IN);
     g_source_set_callback(s, (GSourceFunc)(void (*)(void))fd_cb, NULL, NULL);
     g_source_attach(s, ctx);
     json_begin("GLib (g_unix_fd_add)");
     json_throughput(fd_batch, ctx, 1);
     json_end();
-    if (counter == 0) {
-        die("handler never ran");
-    }
+    bench_check_ran(counter, "handler");
 }
 
 static const BenchRow rows[] = {

@@ -53,9 +53,7 @@ static void row_bh(void)
     json_str("backend", event_base_get_method(b.base));
     json_throughput(bh_batch, &b, 1);
     json_end();
-    if (counter == 0) {
-        die("callback never ran");
-    }
+    bench_check_ran(counter, "callback");
     event_free(b.ev);
     event_base_free(b.base);
 }
@@ -242,9 +240,7 @@ struct fdb {
 
 static void fd_cb(evutil_socket_t fd, short what, void *arg)
 {
-    uint64_t val;
-
-    if (read(fd, &val, sizeof(val)) == sizeof(val)) {
+    if (bench_eventfd_read(fd)) {
         counter++;
     }
 }
@@ -252,12 +248,9 @@ static void fd_cb(evutil_socket_t fd, short what, void *arg)
 static void fd_batch(void *arg, uint64_t n)
 {
     struct fdb *f = arg;
-    uint64_t one = 1;
 
     for (uint64_t i = 0; i < n; i++) {
-        if (write(f->efd, &one, sizeof(one)) != sizeof(one)) {
-            die("write");
-        }
+        bench_eventfd_write(f->efd);
         event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     }
 }
@@ -269,16 +262,14 @@ static void row_fd(void)
 
     pin_self(opt_cpu());
     f.base = event_base_new();
-    f.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    f.efd = bench_eventfd();
     ev = event_new(f.base, f.efd, EV_READ | EV_PERSIST, fd_cb, NULL);
     event_add(ev, NULL);
     json_begin("libevent");
     json_str("backend", event_base_get_method(f.base));
     json_throughput(fd_batch, &f, 1);
     json_end();
-    if (counter == 0) {
-        die("handler never ran");
-    }
+    bench_check_ran(counter, "handler");
 }
 
 static const BenchRow rows[] = {

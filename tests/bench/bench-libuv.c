@@ -48,9 +48,7 @@ static void row_bh(void)
     json_begin("libuv (uv_idle)");
     json_throughput(bh_batch, &loop, 1);
     json_end();
-    if (counter == 0) {
-        die("callback never ran");
-    }
+    bench_check_ran(counter, "callback");
 }
 
 /* ---- loop threads ---------------------------------------------------------- */
@@ -223,9 +221,7 @@ static int fd_efd;
 
 static void fd_cb(uv_poll_t *h, int status, int events)
 {
-    uint64_t val;
-
-    if (read(fd_efd, &val, sizeof(val)) == sizeof(val)) {
+    if (bench_eventfd_read(fd_efd)) {
         counter++;
     }
 }
@@ -233,12 +229,9 @@ static void fd_cb(uv_poll_t *h, int status, int events)
 static void fd_batch(void *arg, uint64_t n)
 {
     uv_loop_t *loop = arg;
-    uint64_t one = 1;
 
     for (uint64_t i = 0; i < n; i++) {
-        if (write(fd_efd, &one, sizeof(one)) != sizeof(one)) {
-            die("write");
-        }
+        bench_eventfd_write(fd_efd);
         uv_run(loop, UV_RUN_NOWAIT);
     }
 }
@@ -250,15 +243,13 @@ static void row_fd(void)
 
     pin_self(opt_cpu());
     uv_loop_init(&loop);
-    fd_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    fd_efd = bench_eventfd();
     uv_poll_init(&loop, &p, fd_efd);
     uv_poll_start(&p, UV_READABLE, fd_cb);
     json_begin("libuv (uv_poll)");
     json_throughput(fd_batch, &loop, 1);
     json_end();
-    if (counter == 0) {
-        die("handler never ran");
-    }
+    bench_check_ran(counter, "handler");
 }
 
 static const BenchRow rows[] = {

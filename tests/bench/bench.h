@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -349,6 +350,46 @@ static inline void gap_wait(int64_t gap)
 
     while (gap && now_ns() < end) {
         cpu_relax();
+    }
+}
+
+/*
+ * Row 5, fd: an eventfd the loop watches, written once per operation
+ * (bench_eventfd_write()) and read by the loop's handler
+ * (bench_eventfd_read(): true if there was something to read).
+ */
+static inline int bench_eventfd(void)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+    if (fd < 0) {
+        die("eventfd: %s", strerror(errno));
+    }
+    return fd;
+}
+
+static inline void bench_eventfd_write(int fd)
+{
+    uint64_t one = 1;
+
+    if (write(fd, &one, sizeof(one)) != sizeof(one)) {
+        die("write");
+    }
+}
+
+static inline bool bench_eventfd_read(int fd)
+{
+    uint64_t val;
+
+    return read(fd, &val, sizeof(val)) == sizeof(val);
+}
+
+/* After a throughput row: its loop's callback (@what) ran @calls times,
+ * which must not be none. */
+static inline void bench_check_ran(uint64_t calls, const char *what)
+{
+    if (calls == 0) {
+        die("%s never ran", what);
     }
 }
 
