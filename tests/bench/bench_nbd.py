@@ -118,16 +118,20 @@ def cpu_seconds(pid):
 
 
 def stop_daemon(proc):
+    """SIGTERM to a daemon started with stderr=PIPE, and wait; exits the
+    bench (named after the running script: bench_vhost.py uses this too)
+    if it ignores the signal or fails."""
+    me = os.path.basename(sys.argv[0])
     proc.send_signal(signal.SIGTERM)
     try:
         _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise SystemExit("bench_nbd.py: the daemon ignored SIGTERM")
+        raise SystemExit("%s: the daemon ignored SIGTERM" % me)
     if proc.returncode != 0:
-        raise SystemExit("bench_nbd.py: the daemon exited with %d: %s"
-                         % (proc.returncode, err.decode()))
+        raise SystemExit("%s: the daemon exited with %d: %s"
+                         % (me, proc.returncode, err.decode()[-1000:]))
 
 
 def run_client(cmd, cpu):

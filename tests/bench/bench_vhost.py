@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,23 +57,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests" / "vhost"))
 import guest  # noqa: E402
 from daemon import wait_socket  # noqa: E402
+from bench_nbd import stop_daemon  # noqa: E402
 
 IMAGE_SIZE = 64 << 20
 QSD = "/usr/bin/qemu-storage-daemon"
 
-INIT = r"""#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-say() { echo "AIOLAB $*" > /dev/ttyS0; }
-for m in @MODULES@; do
-    insmod /lib/$m.ko || say "fail insmod $m"
-done
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-if [ ! -b /dev/vda ]; then say "fail no /dev/vda"; poweroff -f; fi
-for p in @PHASES@; do
+INIT = guest.INIT_PRELUDE + r"""for p in @PHASES@; do
     set -- $p
     say "go $1"; sleep 0.2
     /bin/vhost-guest-io /dev/vda $2 @BS@ $3 @COUNT@ $1 > /dev/ttyS0 \
@@ -184,11 +172,7 @@ def build_initramfs(tmp, kernel, prog, o, count):
     for applet in ("sh", "mount", "insmod", "sleep", "echo", "poweroff"):
         os.symlink("busybox", root / "bin" / applet)
     shutil.copy(prog, root / "bin" / "vhost-guest-io")
-    for name in guest.MODULES:
-        shutil.copy(os.path.join(kernel, "modules", name + ".ko"),
-                    root / "lib")
-    with open(os.path.join(kernel, "modules.order")) as f:
-        order = f.read().split()
+    order = guest.install_modules(kernel, root / "lib")
     init = (INIT.replace("@MODULES@", " ".join(order))
             .replace("@PHASES@", " ".join(
                 "'%s %s %d'" % (name, mode, n)
@@ -197,16 +181,7 @@ def build_initramfs(tmp, kernel, prog, o, count):
             .replace("@COUNT@", str(count)))
     (root / "init").write_text(init)
     (root / "init").chmod(0o755)
-    names = subprocess.run(["find", "."], cwd=root, stdout=subprocess.PIPE,
-                           check=True).stdout
-    out = Path(tmp) / "initrd.cpio"
-    cpio = shutil.which("cpio")
-    argv = [cpio, "-o", "-H", "newc", "--quiet"] if cpio else \
-        [guest.BUSYBOX, "cpio", "-o", "-H", "newc"]
-    with open(out, "wb") as f:
-        subprocess.run(argv, cwd=root, input=names, stdout=f,
-                       stderr=subprocess.DEVNULL, check=True)
-    return str(out)
+    return guest.pack_initramfs(root, os.path.join(tmp, "initrd.cpio"))
 
 
 def start_daemon(o, img, sock, cpu):
@@ -227,19 +202,6 @@ def start_daemon(o, img, sock, cpu):
         raise SystemExit("bench_vhost.py: %s: %s" % (
             e, proc.communicate()[1].decode()[-1000:]))
     return proc, " ".join(cmd)
-
-
-def stop_daemon(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise SystemExit("bench_vhost.py: the daemon ignored SIGTERM")
-    if proc.returncode != 0:
-        raise SystemExit("bench_vhost.py: the daemon exited with %d: %s"
-                         % (proc.returncode, err.decode()[-1000:]))
 
 
 def run_guest(o, g, proc, count):

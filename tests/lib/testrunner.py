@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""tests/lib/testrunner.py - the runner that tests/machine/run.py and
-tests/nbd/run.py share: it finds the test_* functions of a folder's
+"""tests/lib/testrunner.py - the runner that tests/machine/run.py,
+tests/nbd/run.py and tests/vhost/run.py share: it finds the test_* functions of a folder's
 test_*.py files, runs each with a fresh temporary directory under its
 own time limit (SIGALRM), and prints the harness lines tests/run.py
 reads ("ok N name (1.23s)", "ok N name # skip why", "not ok N name"
@@ -12,6 +12,7 @@ what to add to a failure's detail (a daemon's stderr), and which
 variants of a test to run (a test marked with .kinds runs once per
 kind).  A test's own attributes: .timeout (seconds), .kinds (list).
 """
+import argparse
 import glob
 import importlib.util
 import os
@@ -46,16 +47,31 @@ def load_tests(folder):
     return [(m, a, fn) for m, _, a, fn in tests]
 
 
+def kind_cases(folder):
+    """[(name, function, kind)] of load_tests(folder): a test marked with
+    .kinds once per kind ("module/test/kind", without the test_
+    prefixes), any other once with kind None ("module/test")."""
+    out = []
+    for m, a, fn in load_tests(folder):
+        for k in getattr(fn, "kinds", [None]):
+            out.append((f"{m[5:]}/{a[5:]}" + (f"/{k}" if k else ""), fn, k))
+    return out
+
+
 def _alarm_handler(signum, frame):
     raise TimeoutError("test timed out")
 
 
-def run_case(fn, make_env, prefix, default_timeout, on_failure=None):
-    """Run fn(env) in a fresh temporary directory: (status, detail) with
-    status "ok", "not ok" or "skip".  make_env(tmp) builds the Env; it
-    must have cleanup(), called whatever happens.  on_failure(env) may
-    return more text for a failure's detail."""
-    tmp = tempfile.mkdtemp(prefix=prefix)
+def run_case(fn, make_env, prefix, default_timeout, on_failure=None,
+             tmp_dir=None):
+    """Run fn(env) in a fresh temporary directory (in @tmp_dir, else the
+    system's): (status, detail) with status "ok", "not ok" or "skip".
+    make_env(tmp) builds the Env; it must have cleanup(), called whatever
+    happens.  on_failure(env) may return more text for a failure's
+    detail."""
+    if tmp_dir:
+        os.makedirs(tmp_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=tmp_dir)
     env = None
     status, detail = "ok", ""
     signal.alarm(int(getattr(fn, "timeout", default_timeout)))
@@ -98,3 +114,33 @@ def run_suite(suite, cases):
     print(f"# {suite}: {counts[0]} passed, {counts[1]} failed, "
           f"{counts[2]} skipped")
     return 1 if counts[1] else 0
+
+
+def suite_main(suite, doc, folder, run):
+    """The main() of a suite whose tests may run per kind (nbd, vhost):
+    options --build DIR, -k SUBSTRING (only those), -x SUBSTRING (leave
+    those out; repeatable), --no-reference (leave out the kind "qsd", the
+    qemu-storage-daemon runs, for sanitizer builds of ours), --list.
+    run(args, fn, kind) runs one case: (status, detail), as run_case.
+    Returns the exit status."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("-k", help="run tests whose name contains this")
+    ap.add_argument("-x", action="append", default=[],
+                    help="leave out tests whose name contains this")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="leave out the qemu-storage-daemon runs (for the "
+                    "sanitizer builds of our daemon)")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    tests = [t for t in kind_cases(folder)
+             if not (args.no_reference and t[2] == "qsd")
+             and (not args.k or args.k in t[0])
+             and not any(x in t[0] for x in args.x)]
+    if args.list:
+        for name, _, _ in tests:
+            print(name)
+        return 0
+    return run_suite(suite, [
+        (name, lambda fn=fn, kind=kind: run(args, fn, kind))
+        for name, fn, kind in tests])

@@ -6,7 +6,7 @@ python3-libnbd, fio's nbd engine) and against raw sockets that break
 the protocol.
 
     /usr/bin/python3 tests/nbd/run.py [--build DIR] [-k SUBSTRING] [--list]
-                                      [--no-reference]
+                                      [-x SUBSTRING] [--no-reference]
 
 Every test_* function of tests/nbd/test_*.py runs with a fresh temporary
 directory and its own time limit.  A function marked @reference runs
@@ -19,7 +19,6 @@ N failed, N skipped", as tests/run.py expects.  Exit status 0 iff
 nothing failed.  Every external process runs under timeout(1) and is
 stopped by its own PID.
 """
-import argparse
 import os
 import sys
 
@@ -30,7 +29,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "machine"))  # qmp.py
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
 import server  # noqa: E402
-from testrunner import load_tests, run_case, run_suite  # noqa: E402
+from testrunner import run_case, suite_main  # noqa: E402
 
 
 class Env:
@@ -59,15 +58,6 @@ class Env:
             d.kill()
 
 
-def cases():
-    """(name, test, kind): a test marked @reference once per kind."""
-    out = []
-    for m, a, fn in load_tests(HERE):
-        for k in getattr(fn, "kinds", [None]):
-            out.append((f"{m[5:]}/{a[5:]}" + (f"/{k}" if k else ""), fn, k))
-    return out
-
-
 def daemons_stderr(env):
     """A failed test's detail ends with its daemons' stderr."""
     env.cleanup()
@@ -76,28 +66,9 @@ def daemons_stderr(env):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--build", default="build")
-    ap.add_argument("-k", help="run tests whose name contains this")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("--no-reference", action="store_true",
-                    help="skip the qemu-storage-daemon runs (sanitizer "
-                         "builds of the daemon)")
-    args = ap.parse_args()
-    tests = cases()
-    if args.no_reference:
-        tests = [t for t in tests if t[2] != "qsd"]
-    if args.k:
-        tests = [t for t in tests if args.k in t[0]]
-    if args.list:
-        for name, _, _ in tests:
-            print(name)
-        return 0
-    return run_suite("nbd", [
-        (name, lambda fn=fn, kind=kind: run_case(
-            fn, lambda tmp: Env(args.build, tmp, kind), "aiolab-nbd-", 60,
-            daemons_stderr))
-        for name, fn, kind in tests])
+    return suite_main("nbd", __doc__, HERE, lambda args, fn, kind: run_case(
+        fn, lambda tmp: Env(args.build, tmp, kind), "aiolab-nbd-", 60,
+        daemons_stderr))
 
 
 if __name__ == "__main__":

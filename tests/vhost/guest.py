@@ -143,7 +143,10 @@ def ensure_kernel():
     return os.path.join(CACHE, pkg)
 
 
-INIT = r"""#!/bin/sh
+# The start of every /init here and in tests/bench/bench_vhost.py: the
+# file systems, say() (an AIOLAB line on the console), the virtio modules
+# (@MODULES@, in load order), and a wait for /dev/vda.
+INIT_PRELUDE = r"""#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -155,7 +158,9 @@ done
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
 if [ ! -b /dev/vda ]; then say "fail no /dev/vda"; poweroff -f; fi
-W=@WRITERS@; BLOCKS=@BLOCKS@; PASSES=@PASSES@; NCPU=$(nproc)
+"""
+
+INIT = INIT_PRELUDE + r"""W=@WRITERS@; BLOCKS=@BLOCKS@; PASSES=@PASSES@; NCPU=$(nproc)
 say "size $(blockdev --getsize64 /dev/vda)"
 say "wcache $(cat /sys/block/vda/queue/write_cache | tr ' ' _)"
 say "ro $(cat /sys/block/vda/ro)"
@@ -218,11 +223,7 @@ def build_initramfs(tmp, kernel, patterns, passes=1):
                    "tail", "sync", "blkdiscard", "blockdev", "poweroff",
                    "echo"):
         os.symlink("busybox", os.path.join(root, "bin", applet))
-    for name in MODULES:
-        shutil.copy(os.path.join(kernel, "modules", name + ".ko"),
-                    os.path.join(root, "lib"))
-    with open(os.path.join(kernel, "modules.order")) as f:
-        order = f.read().split()
+    order = install_modules(kernel, os.path.join(root, "lib"))
     init = (INIT.replace("@MODULES@", " ".join(order))
             .replace("@WRITERS@", str(len(patterns)))
             .replace("@BLOCKS@", str(blocks))
@@ -231,8 +232,22 @@ def build_initramfs(tmp, kernel, patterns, passes=1):
     _write_file(os.path.join(root, "init"), init.encode(), 0o755)
     for i, p in enumerate(patterns):
         _write_file(os.path.join(root, "data", f"w{i}"), p)
-    out = os.path.join(tmp, "initrd.cpio")
-    cpio = shutil.which("cpio") or None
+    return pack_initramfs(root, os.path.join(tmp, "initrd.cpio"))
+
+
+def install_modules(kernel, libdir):
+    """Copy the virtio modules of @kernel (ensure_kernel's directory) into
+    @libdir: their names in load order, for INIT_PRELUDE's @MODULES@."""
+    for name in MODULES:
+        shutil.copy(os.path.join(kernel, "modules", name + ".ko"), libdir)
+    with open(os.path.join(kernel, "modules.order")) as f:
+        return f.read().split()
+
+
+def pack_initramfs(root, out):
+    """Directory @root as a newc cpio archive @out (cpio, else busybox's);
+    returns @out."""
+    cpio = shutil.which("cpio")
     names = subprocess.run(["find", "."], cwd=root, stdout=subprocess.PIPE,
                            check=True).stdout
     argv = [cpio, "-o", "-H", "newc", "--quiet"] if cpio else \

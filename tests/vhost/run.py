@@ -22,22 +22,16 @@ A test skips (never fails) only when a prerequisite cannot exist here:
 no QEMU or busybox installed (make deps-clients), or no way to download
 Debian's cloud kernel.
 """
-import argparse
-import glob
-import importlib.util
 import os
-import shutil
-import signal
 import sys
-import tempfile
-import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
 import daemon  # noqa: E402
+from testrunner import run_case, suite_main  # noqa: E402
 
 
 class Env:
@@ -88,90 +82,12 @@ class Env:
         return "\n".join(out)
 
 
-def load_tests():
-    tests = []
-    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
-        name = os.path.splitext(os.path.basename(path))[0]
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        for attr in dir(mod):
-            fn = getattr(mod, attr)
-            if attr.startswith("test_") and callable(fn):
-                tests.append((name, fn.__code__.co_firstlineno, attr, fn))
-    tests.sort(key=lambda t: (t[0], t[1]))
-    out = []
-    for m, _, a, fn in tests:
-        for k in getattr(fn, "kinds", [None]):
-            out.append((f"{m[5:]}/{a[5:]}" + (f"/{k}" if k else ""), fn, k))
-    return out
-
-
-def alarm_handler(signum, frame):
-    raise TimeoutError("test timed out")
-
-
-def run_one(build, fn, kind):
-    scratch = os.path.join(ROOT, "build", "vhost-tests")
-    os.makedirs(scratch, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="t-", dir=scratch)
-    env = Env(build, tmp, kind)
-    status, detail = "ok", ""
-    signal.alarm(int(getattr(fn, "timeout", 60)))
-    try:
-        fn(env)
-    except Exception as e:
-        if type(e).__name__ == "Skip":
-            status, detail = "skip", str(e)
-        else:
-            status = "not ok"
-            detail = traceback.format_exc() + env.details()
-    finally:
-        signal.alarm(0)
-        env.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return status, detail
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--build", default="build")
-    ap.add_argument("-k", help="run tests whose name contains this")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("-x", action="append", default=[],
-                    help="leave out tests whose name contains this")
-    ap.add_argument("--no-reference", action="store_true",
-                    help="leave out the qemu-storage-daemon runs (for the "
-                    "sanitizer builds of our daemon)")
-    args = ap.parse_args()
-    tests = load_tests()
-    if args.no_reference:
-        tests = [t for t in tests if t[2] != "qsd"]
-    if args.k:
-        tests = [t for t in tests if args.k in t[0]]
-    tests = [t for t in tests if not any(x in t[0] for x in args.x)]
-    if args.list:
-        for name, _, _ in tests:
-            print(name)
-        return 0
-    signal.signal(signal.SIGALRM, alarm_handler)
-    counts = [0, 0, 0]
-    for i, (name, fn, kind) in enumerate(tests, 1):
-        t0 = time.monotonic()
-        status, detail = run_one(args.build, fn, kind)
-        dt = time.monotonic() - t0
-        if status == "skip":
-            print(f"ok {i} {name} # skip {detail}")
-            counts[2] += 1
-        else:
-            print(f"{status} {i} {name} ({dt:.2f}s)")
-            counts[0 if status == "ok" else 1] += 1
-            for line in detail.rstrip().splitlines():
-                print("# " + line)
-        sys.stdout.flush()
-    print(f"# vhost: {counts[0]} passed, {counts[1]} failed, "
-          f"{counts[2]} skipped")
-    return 1 if counts[1] else 0
+    # O_DIRECT needs a real file system, not tmpfs: scratch under build/.
+    scratch = os.path.join(ROOT, "build", "vhost-tests")
+    return suite_main("vhost", __doc__, HERE, lambda args, fn, kind: run_case(
+        fn, lambda tmp: Env(args.build, tmp, kind), "t-", 60,
+        lambda env: env.details(), tmp_dir=scratch))
 
 
 if __name__ == "__main__":
