@@ -752,12 +752,64 @@ typedef struct DetachData {
     BlockDriverState *parent_b, *b, *c;
     BdrvChild *child_b, *child_c;
     bool bh_ran;
-    /* detach/driver_cb only */
     BlockDriverState *parent_a, *a;
+    /* detach/driver_cb only */
     bool detach_on_drain;           /* armed: the next drain_begin fires */
     int hook_calls;                 /* PA's drain_begin calls while hooked */
     int bh_dc_a, bh_qc_a, bh_qc_pa, bh_qc_pb, bh_in_flight_b;
 } DetachData;
+
+/*
+ * The graph above, with @pa_opts appended to PA's options: blk (returned)
+ * holds PA, d's nodes and d->child_b are set, *@child_a is PB-A.
+ */
+static BlockBackend *detach_graph_new(DetachData *d, const char *pa_opts,
+                                      BdrvChild **child_a)
+{
+    BlockBackend *blk;
+
+    d->parent_a = open_node("driver=aiolab-test,node-name=parent-a,"
+                            "latency-ns=100000%s", pa_opts);
+    d->parent_b = open_node("driver=aiolab-test,node-name=parent-b");
+    d->a = open_node("driver=aiolab-test,node-name=a");
+    d->b = open_node("driver=aiolab-test,node-name=b");
+    d->c = open_node("driver=aiolab-test,node-name=c");
+    blk = blk_new(qemu_get_aio_context());
+    ASSERT_EQ(blk_insert_bs(blk, d->parent_a, &error_abort), 0);
+    bdrv_unref(d->parent_a);
+
+    d->child_b = aiolab_bdrv_attach_child(d->parent_b, d->b, "PB-B",
+                                          &error_abort);
+    *child_a = aiolab_bdrv_attach_child(d->parent_b, d->a, "PB-A",
+                                        &error_abort);
+    ASSERT_TRUE(aiolab_bdrv_attach_child(d->parent_a, d->a, "PA-A",
+                                         &error_abort));
+    /* Attaching PA-A quiesced PA for a moment: if PA's driver sleeps in
+     * drain_begin, let the sleep finish. */
+    while (bdrv_get_in_flight(d->parent_a)) {
+        aio_poll(qemu_get_aio_context(), true);
+    }
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(d->parent_a), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(d->parent_b), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(d->a), 3);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(d->b), 2);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(d->c), 1);
+    return blk;
+}
+
+/* The graph gone: PB, then blk with PA; A, B and C back to one
+ * reference each (the test's), then released. */
+static void detach_graph_free(DetachData *d, BlockBackend *blk)
+{
+    bdrv_unref(d->parent_b);
+    blk_unref(blk);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(d->a), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(d->b), 1);
+    ASSERT_EQ(aiolab_bdrv_get_refcnt(d->c), 1);
+    bdrv_unref(d->a);
+    bdrv_unref(d->b);
+    bdrv_unref(d->c);
+}
 
 static void detach_indirect_bh(void *opaque)
 {
@@ -790,28 +842,13 @@ static void test_detach_by_parent_cb(void)
     char buf[512];
 
     block_test_setup();
-    pa = open_node("driver=aiolab-test,node-name=parent-a,"
-                   "latency-ns=100000");
-    pb = open_node("driver=aiolab-test,node-name=parent-b");
-    a = open_node("driver=aiolab-test,node-name=a");
-    b = open_node("driver=aiolab-test,node-name=b");
-    c = open_node("driver=aiolab-test,node-name=c");
-    blk = blk_new(qemu_get_aio_context());
-    ASSERT_EQ(blk_insert_bs(blk, pa, &error_abort), 0);
-    bdrv_unref(pa);
+    blk = detach_graph_new(&d, "", &child_a);
+    pa = d.parent_a;
+    pb = d.parent_b;
+    a = d.a;
+    b = d.b;
+    c = d.c;
 
-    d.child_b = aiolab_bdrv_attach_child(pb, b, "PB-B", &error_abort);
-    child_a = aiolab_bdrv_attach_child(pb, a, "PB-A", &error_abort);
-    ASSERT_TRUE(aiolab_bdrv_attach_child(pa, a, "PA-A", &error_abort));
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(pa), 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(pb), 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 3);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 2);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
-
-    d.parent_b = pb;
-    d.b = b;
-    d.c = c;
     qemu_iovec_init_buf(&qiov, buf, sizeof(buf));
     ASSERT_TRUE(blk_aio_preadv(blk, 0, &qiov, 0, detach_by_parent_aio_cb,
                                &d));
@@ -852,14 +889,7 @@ static void test_detach_by_parent_cb(void)
     ASSERT_EQ(qc(b), 0);
     ASSERT_EQ(qc(c), 0);
 
-    bdrv_unref(pb);
-    blk_unref(blk);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
-    bdrv_unref(a);
-    bdrv_unref(b);
-    bdrv_unref(c);
+    detach_graph_free(&d, blk);
 }
 
 /*
@@ -925,36 +955,15 @@ static void test_detach_by_driver_cb(void)
     int aio_ret = -EINPROGRESS;
 
     block_test_setup();
-    pa = open_node("driver=aiolab-test,node-name=parent-a,"
-                   "latency-ns=100000,sleep-in-drain-begin=on");
-    pb = open_node("driver=aiolab-test,node-name=parent-b");
-    a = open_node("driver=aiolab-test,node-name=a");
-    b = open_node("driver=aiolab-test,node-name=b");
-    c = open_node("driver=aiolab-test,node-name=c");
-    blk = blk_new(qemu_get_aio_context());
-    ASSERT_EQ(blk_insert_bs(blk, pa, &error_abort), 0);
-    bdrv_unref(pa);
-
-    d.child_b = aiolab_bdrv_attach_child(pb, b, "PB-B", &error_abort);
-    child_a = aiolab_bdrv_attach_child(pb, a, "PB-A", &error_abort);
-    ASSERT_TRUE(aiolab_bdrv_attach_child(pa, a, "PA-A", &error_abort));
-    /* Attaching PA-A quiesced PA for a moment: let its sleep finish. */
-    while (bdrv_get_in_flight(pa)) {
-        aio_poll(qemu_get_aio_context(), true);
-    }
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(pa), 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(pb), 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 3);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 2);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
+    blk = detach_graph_new(&d, ",sleep-in-drain-begin=on", &child_a);
+    pa = d.parent_a;
+    pb = d.parent_b;
+    a = d.a;
+    b = d.b;
+    c = d.c;
     ASSERT_EQ(qc(pa) + qc(pb) + qc(a) + qc(b) + qc(c), 0);
     ASSERT_EQ(dc(pa) + dc(pb) + dc(a) + dc(b) + dc(c), 0);
 
-    d.parent_a = pa;
-    d.parent_b = pb;
-    d.a = a;
-    d.b = b;
-    d.c = c;
     d.detach_on_drain = true;
     ASSERT_TRUE(aiolab_test_driver_set_drain_begin_hook(
         pa, detach_by_driver_cb_drain_begin, &d));
@@ -1053,15 +1062,8 @@ static void test_detach_by_driver_cb(void)
 
     /* Closing PA drains it: without the hook from here on. */
     ASSERT_TRUE(aiolab_test_driver_set_drain_begin_hook(pa, NULL, NULL));
-    bdrv_unref(pb);
-    blk_unref(blk);
+    detach_graph_free(&d, blk);
     ASSERT_EQ(d.hook_calls, 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(a), 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(b), 1);
-    ASSERT_EQ(aiolab_bdrv_get_refcnt(c), 1);
-    bdrv_unref(a);
-    bdrv_unref(b);
-    bdrv_unref(c);
 }
 
 /* A node of another driver has no such hook. */
