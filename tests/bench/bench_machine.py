@@ -53,6 +53,11 @@ the p99 latency in ns; also iops, p50, p99, p99.9 (ns, from
 the guest's submit to its collection of the completion, fio's lat, i.e.
 submission to completion), quantiles (aiolab: 0..100 from the guest's
 histogram) and the aiolab run's thread CPU times and interrupt counts.
+requests_per_interrupt (aiolab) is how many requests the guest collects
+per completion interrupt; fio's iodepth_complete is its histogram of
+completions reaped per wait (percent of waits reaping 1-4, 5-8, ... 32):
+side by side they show whether requests stream or travel in waves (row
+21's note in tests/bench/README.md).
 cpu_ns_per_request is the CPU time used per request, which the machine's
 other load disturbs much less than the wall time: aiolab-vm, every
 thread's CPU time (guest vCPUs, IOThread, main thread; the guest's share
@@ -226,6 +231,8 @@ def run_vm(o):
            "p99.9": lat["p99.9"], "mean": lat["mean"],
            "ops": w["reads"] + w["writes"], "interrupts": w["interrupts"],
            "kicks": w["kicks"], "kicks_suppressed": w["kicks_suppressed"],
+           "requests_per_interrupt": (w["reads"] + w["writes"]) /
+                                     max(1, w["interrupts"]),
            "threads": {t["name"]: t["cpu_ns"] for t in rep["threads"]},
            "cpu_ns_per_request": sum(t["cpu_ns"] for t in rep["threads"]) /
                                  max(1, w["reads"] + w["writes"]),
@@ -274,6 +281,7 @@ def run_fio(o):
             "cpu_ns_per_request": cpu_ns / max(1, rd["total_ios"]),
             "p99": pct["99.000000"], "p99.9": pct["99.900000"],
             "mean": rd["lat_ns"]["mean"], "ops": rd["total_ios"],
+            "iodepth_complete": job.get("iodepth_complete"),
             "impl": "fio %s %s" % (j.get("fio version", ""), engine),
             "fio_cmd": " ".join(cmd)}
 
