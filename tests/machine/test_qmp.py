@@ -187,8 +187,10 @@ def test_set_iothread(env):
     q.execute("quit")
     rc, report, err = finish(p)
     assert rc == 0, err
+    assert len(report["workloads"]) == 2, report["workloads"]
     for w in report["workloads"]:
         assert w["verify_errors"] == 0 and w["lost"] == 0, w
+        assert w["finished"] and w["verified"] > 0, w
         assert w["reads"] + w["writes"] > 0
 
 
@@ -330,9 +332,11 @@ def test_mirror(env):
     target = env.path("target.img")
     with open(target, "wb") as f:
         f.truncate(32 << 20)
+    # -no-shutdown: on a loaded machine the guest's 3 s can end before
+    # the second mirror is cancelled; the VM must stay for QMP.
     p, q = vm_with_qmp(
-        env, "-smp", "2", "-object", "iothread,id=io0", *env.blockdev(),
-        *env.blockdev("tgt", target),
+        env, "-no-shutdown", "-smp", "2", "-object", "iothread,id=io0",
+        *env.blockdev(), *env.blockdev("tgt", target),
         "-device", "virtio-blk,drive=disk0,iothread=io0",
         "-workload", "vcpu=0,rw=verify,iodepth=4,runtime=3",
         "-workload", "vcpu=1,rw=verify,iodepth=4,runtime=3")
@@ -373,11 +377,14 @@ def test_mirror(env):
     q.wait_event("BLOCK_JOB_CANCELLED", timeout=20)
     blk = q.execute("query-block")
     assert blk[0]["inserted"]["node-name"] == "tgt", blk
-    q.wait_event("SHUTDOWN", timeout=20)
+    q.wait_event("SHUTDOWN", timeout=20)   # the guest is done
+    q.execute("quit")
     rc, report, err = finish(p)
     assert rc == 0, err
+    assert len(report["workloads"]) == 2, report["workloads"]
     for w in report["workloads"]:
         assert w["verify_errors"] == 0 and w["lost"] == 0, w
+        assert w["finished"] and w["verified"] > 0, w
 
 
 test_mirror.timeout = 60
