@@ -7,14 +7,20 @@ error, drops that front-end and keeps serving the next one and its other
 exports), and the in-flight log made deterministic with a blkdebug
 breakpoint: an out-of-order completion survives a SIGKILL with the log,
 and is lost without it."""
+import fcntl
 import mmap
 import os
 import signal
 import struct
+import sys
 import time
 
 import vuclient as vu
 from daemon import vhost_export_args
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "machine"))
+from qmp import QMPClient  # noqa: E402
 
 DISK = 16 << 20
 
@@ -150,6 +156,65 @@ def test_cache_mode_survives_driver_change(env):
 
 
 test_cache_mode_survives_driver_change.kinds = ["aiolab", "qsd"]
+
+
+def test_blocking_kick_and_iothread_across_disconnect(env):
+    """A front-end passing a blocking kick eventfd (QEMU's are
+    non-blocking) does I/O and hangs up: the device's stop reads the kick
+    fd once more with nothing pending, which on a blocking fd hung the
+    export's IOThread and the main loop with it (the next front-end got
+    no answer).  The export makes kick fds non-blocking as they arrive.
+    And the node, which an NBD export serves from the same IOThread io0,
+    stays in io0 after the disconnect (the stop used to move it, and the
+    NBD export with it, to the main loop)."""
+    img = env.image("disk0.img", DISK)
+    sock, nbd, qmp = (env.path(n) for n in ("vu0.sock", "nbd.sock",
+                                             "qmp.sock"))
+    d = env.daemon("aiolab")
+    args = vhost_export_args(d.kind, img, sock, iothreads=("io0",)) + [
+        "--nbd-server", f"addr.type=unix,addr.path={nbd}",
+        "--export", "type=nbd,id=nbd0,node-name=disk0,name=disk0,"
+                    "writable=on,iothread=io0",
+        "--chardev", f"socket,id=qmp0,path={qmp},server=on,wait=off",
+        "--monitor", "chardev=qmp0"]
+    d.start(args, [sock, nbd, qmp])
+    q = QMPClient(qmp)
+    env.closers.append(q.close)
+
+    def node_ctx():
+        return [n["x-aio-context"] for n in
+                q.execute("query-named-block-nodes")
+                if n["node-name"] == "disk0"][0]
+
+    assert node_ctx() == "io0"
+    c = vu.VuClient(sock)
+    ram = vu.GuestRAM()
+    ring = vu.Ring(ram)
+    os.close(ring.kick)
+    ring.kick = os.eventfd(0, os.EFD_CLOEXEC)           # blocking
+    ram, ring = c.setup(ram, ring)
+    block = os.urandom(4096)
+    res = vu.blk_io(ring, writes=[(8, block)], reads=[(8, 4096)])
+    assert sorted(st for st, _ in res.values()) == [vu.S_OK, vu.S_OK], res
+    assert [b for _, b in res.values() if b is not None] == [block]
+    c.close()
+    # Answered only once the disconnect (a device stop) was handled.
+    c2 = vu.VuClient(sock, timeout=10)
+    try:
+        assert c2.get_u64(vu.GET_FEATURES) & vu.F_VERSION_1
+    finally:
+        c2.close()
+    assert node_ctx() == "io0", "the disconnect moved node disk0 (and " \
+        "the NBD export of it) out of io0"
+    # The daemon's doing, on the file description the front-end shares.
+    assert fcntl.fcntl(ring.kick, fcntl.F_GETFL) & os.O_NONBLOCK
+    os.close(ring.kick)
+    os.close(ring.call)
+    q.close()
+    assert d.stop() == 0
+
+
+test_blocking_kick_and_iothread_across_disconnect.timeout = 40
 
 
 def test_read_only_export_refuses_writes(env):
