@@ -10,7 +10,6 @@ and is lost without it."""
 import fcntl
 import mmap
 import os
-import signal
 import struct
 import sys
 import time
