@@ -11,7 +11,7 @@
  *     |    blk in_flight-- (under the lock), yield ........ not counted:
  *     |                                                    the drain can
  *     |    <-- the last drained_end wakes every parked one  finish
- *     |    blk in_flight++
+ *     |        and counts it in flight again before the wake-up
  *   root = blk->root (re-read: the graph may have changed meanwhile)
  *   range check: -ENOMEDIUM without a node, -EIO negative/overflow/EOF
  *   bdrv_co_*(root, ...): the node's in_flight, the driver
@@ -23,6 +23,17 @@
  * lock before the decrement, and re-checking the counter under it, means
  * the drained_end that wakes the queue (it takes the same lock after the
  * counter reaches 0) cannot run between our check and our enqueue.
+ *
+ * Why the waker counts the request, not the request itself: a woken
+ * request in another thread runs only when its context gets round to it.
+ * Counted by itself, it would be in flight nowhere in between, and a
+ * drain starting then would find in_flight == 0, finish, and let the
+ * request pass through the graph inside that drained section - after a
+ * mirror's "nothing dirty" check, past a node swap (a write acknowledged
+ * but never copied to the target; seen once in test-mirror under TSan).
+ * Counted from the wake-up, that drain waits for it.  QEMU closes the
+ * same window with its graph lock: bdrv_replace_node() takes the writer
+ * side, which waits for every request holding the reader side.
  *
  * blk_aio_*: the same request in a coroutine entered in the caller's
  * context; if it completes before blk_aio_*() returns, the callback is
@@ -136,6 +147,8 @@ static void blk_root_drained_end(BdrvChild *child)
         Coroutine *co = p->co;
 
         QSIMPLEQ_REMOVE_HEAD(&blk->queued_requests, next);
+        /* In flight from now, not from when it runs (see the top). */
+        blk_inc_in_flight(blk);
         pthread_mutex_unlock(&blk->queued_requests_lock);
         aio_co_wake(co);        /* @p is gone after this */
         pthread_mutex_lock(&blk->queued_requests_lock);
@@ -542,9 +555,8 @@ static void coroutine_fn blk_wait_while_drained(BlockBackend *blk)
     blk_dec_in_flight(blk);         /* parked: not in flight */
     pthread_mutex_unlock(&blk->queued_requests_lock);
     /* A waker in another thread schedules us through our context's BH,
-     * which runs only after this yield. */
+     * which runs only after this yield.  It counted us in flight again. */
     qemu_coroutine_yield();
-    blk_inc_in_flight(blk);
 }
 
 static int blk_check_byte_request(BlockBackend *blk, BdrvChild *root,
