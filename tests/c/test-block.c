@@ -489,7 +489,7 @@ static void test_parking_iothread(void)
  * test-mirror lost an acknowledged write that way.)
  */
 typedef struct HoldData {
-    bool holding, release;          /* atomic */
+    bool holding, release; /* atomic */
 } HoldData;
 
 static void hold_bh(void *opaque)
@@ -519,16 +519,16 @@ static void test_parking_woken_counts(void)
 
     bdrv_drained_begin(bs);
     aio_wait_bh_oneshot(ctx, submit_read_bh, &d);
-    ASSERT_EQ(blk_get_in_flight(d.blk), 0);     /* parked */
+    ASSERT_EQ(blk_get_in_flight(d.blk), 0); /* parked */
     aio_bh_schedule_oneshot(ctx, hold_bh, &h);
     while (!__atomic_load_n(&h.holding, __ATOMIC_SEQ_CST)) {
         sched_yield();
     }
-    bdrv_drained_end(bs);           /* wakes it: queued behind hold_bh */
+    bdrv_drained_end(bs); /* wakes it: queued behind hold_bh */
     ASSERT_EQ(blk_get_in_flight(d.blk), 1);
     ASSERT_EQ(__atomic_load_n(&d.r.calls, __ATOMIC_SEQ_CST), 0);
     __atomic_store_n(&h.release, true, __ATOMIC_SEQ_CST);
-    bdrv_drained_begin(bs);         /* waits for the woken request */
+    bdrv_drained_begin(bs); /* waits for the woken request */
     ASSERT_EQ(__atomic_load_n(&d.r.calls, __ATOMIC_SEQ_CST), 1);
     ASSERT_EQ(d.r.ret, 0);
     ASSERT_EQ(blk_get_in_flight(d.blk), 0);
@@ -1375,8 +1375,7 @@ static const TestCase tests[] = {
     { "/block/file/odirect/threads", test_file_odirect_threads },
     { "/block/file/odirect/io_uring", test_file_odirect_io_uring },
     { "/block/file/read-only", test_file_read_only },
-    { "/block/file/odirect-unaligned/threads",
-      test_odirect_unaligned_threads },
+    { "/block/file/odirect-unaligned/threads", test_odirect_unaligned_threads },
     { "/block/file/odirect-unaligned/io_uring",
       test_odirect_unaligned_io_uring },
     { "/block/file/io_uring-batch", test_io_uring_batch },
