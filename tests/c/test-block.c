@@ -448,35 +448,48 @@ static void submit_read_bh(void *opaque)
     blk_aio_preadv(d->blk, 0, &d->qiov, 0, aio_cb, &d->r);
 }
 
-static void test_parking_iothread(void)
+/*
+ * A null-co BlockBackend in IOThread "io", drained, with one read
+ * submitted from the IOThread: it ran there up to the parking point.
+ */
+static IOThread *park_read_in_iothread(SubmitData *d)
 {
     IOThread *t;
     AioContext *ctx;
-    SubmitData d = { .r.ret = -EINPROGRESS };
-    BlockDriverState *bs;
 
     setup();
     t = iothread_create("io", &error_abort);
     ctx = iothread_get_aio_context(t);
-    d.blk = open_blk("driver=null-co,latency-ns=1000000");
-    bs = blk_bs(d.blk);
-    ASSERT_EQ(blk_set_aio_context(d.blk, ctx, &error_abort), 0);
+    d->blk = open_blk("driver=null-co,latency-ns=1000000");
+    ASSERT_EQ(blk_set_aio_context(d->blk, ctx, &error_abort), 0);
+    bdrv_drained_begin(blk_bs(d->blk));
+    aio_wait_bh_oneshot(ctx, submit_read_bh, d);
+    ASSERT_EQ(blk_get_in_flight(d->blk), 0);    /* parked */
+    ASSERT_EQ(__atomic_load_n(&d->r.calls, __ATOMIC_SEQ_CST), 0);
+    return t;
+}
 
-    bdrv_drained_begin(bs);
-    aio_wait_bh_oneshot(ctx, submit_read_bh, &d);
-    /* The coroutine ran in the IOThread up to the parking point. */
-    ASSERT_EQ(blk_get_in_flight(d.blk), 0);
-    ASSERT_EQ(__atomic_load_n(&d.r.calls, __ATOMIC_SEQ_CST), 0);
-    bdrv_drained_end(bs);
+static void park_free(SubmitData *d, IOThread *t)
+{
+    ASSERT_EQ(blk_set_aio_context(d->blk, main_ctx, &error_abort), 0);
+    blk_unref(d->blk);
+    iothread_destroy(t);
+}
+
+static void test_parking_iothread(void)
+{
+    SubmitData d = { .r.ret = -EINPROGRESS };
+    IOThread *t = park_read_in_iothread(&d);
+    AioContext *ctx = iothread_get_aio_context(t);
+
+    bdrv_drained_end(blk_bs(d.blk));
     wait_for(&d.r);
     ASSERT_EQ(d.r.ret, 0);
     ASSERT_PTR_EQ(d.r.ctx, ctx);    /* completed where it was submitted */
     /* The callback runs before the decrement, in the IOThread. */
     AIO_WAIT_WHILE(NULL, blk_get_in_flight(d.blk) > 0);
 
-    ASSERT_EQ(blk_set_aio_context(d.blk, main_ctx, &error_abort), 0);
-    blk_unref(d.blk);
-    iothread_destroy(t);
+    park_free(&d, t);
 }
 
 /*
@@ -504,23 +517,12 @@ static void hold_bh(void *opaque)
 
 static void test_parking_woken_counts(void)
 {
-    IOThread *t;
-    AioContext *ctx;
     SubmitData d = { .r.ret = -EINPROGRESS };
     HoldData h = { false, false };
-    BlockDriverState *bs;
+    IOThread *t = park_read_in_iothread(&d);
+    BlockDriverState *bs = blk_bs(d.blk);
 
-    setup();
-    t = iothread_create("io", &error_abort);
-    ctx = iothread_get_aio_context(t);
-    d.blk = open_blk("driver=null-co,latency-ns=1000000");
-    bs = blk_bs(d.blk);
-    ASSERT_EQ(blk_set_aio_context(d.blk, ctx, &error_abort), 0);
-
-    bdrv_drained_begin(bs);
-    aio_wait_bh_oneshot(ctx, submit_read_bh, &d);
-    ASSERT_EQ(blk_get_in_flight(d.blk), 0); /* parked */
-    aio_bh_schedule_oneshot(ctx, hold_bh, &h);
+    aio_bh_schedule_oneshot(iothread_get_aio_context(t), hold_bh, &h);
     while (!__atomic_load_n(&h.holding, __ATOMIC_SEQ_CST)) {
         sched_yield();
     }
@@ -533,10 +535,7 @@ static void test_parking_woken_counts(void)
     ASSERT_EQ(d.r.ret, 0);
     ASSERT_EQ(blk_get_in_flight(d.blk), 0);
     bdrv_drained_end(bs);
-
-    ASSERT_EQ(blk_set_aio_context(d.blk, main_ctx, &error_abort), 0);
-    blk_unref(d.blk);
-    iothread_destroy(t);
+    park_free(&d, t);
 }
 
 /* --- device callbacks ------------------------------------------------------ */
