@@ -464,7 +464,7 @@ static IOThread *park_read_in_iothread(SubmitData *d)
     ASSERT_EQ(blk_set_aio_context(d->blk, ctx, &error_abort), 0);
     bdrv_drained_begin(blk_bs(d->blk));
     aio_wait_bh_oneshot(ctx, submit_read_bh, d);
-    ASSERT_EQ(blk_get_in_flight(d->blk), 0);    /* parked */
+    ASSERT_EQ(blk_get_in_flight(d->blk), 0); /* parked */
     ASSERT_EQ(__atomic_load_n(&d->r.calls, __ATOMIC_SEQ_CST), 0);
     return t;
 }
