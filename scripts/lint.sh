@@ -36,7 +36,7 @@ case "$out" in
 *"diff --git"*)
     echo "$out"
     echo "lint: the lines above changed since $base do not follow .clang-format" >&2
-    echo "      (fix them, or run: git clang-format $base)" >&2
+    echo "      (fix them, or stage them - git add - and run: git clang-format $base)" >&2
     exit 1 ;;
 esac
 echo "lint: OK (lines changed since $base)"
