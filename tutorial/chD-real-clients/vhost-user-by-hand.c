@@ -14,6 +14,7 @@
  * the socket, the main thread, or the BQL.
  */
 #include "../tutorial.h"
+#include "vu-wire.h"
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -26,18 +27,6 @@
 #define QSIZE    16
 #define SOCK     "vhost-user-by-hand.sock"
 
-/* vhost-user's numbers (docs/interop/vhost-user.rst). */
-enum {
-    GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, SET_MEM_TABLE = 5,
-    SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_BASE = 10,
-    GET_VRING_BASE = 11, SET_VRING_KICK = 12, SET_VRING_CALL = 13,
-    GET_PROTOCOL_FEATURES = 15, SET_PROTOCOL_FEATURES = 16,
-    SET_VRING_ENABLE = 18,
-};
-#define VERSION          1
-#define NEED_REPLY       8
-#define F_PROTOCOL_FEATURES (1ull << 30)
-#define PF_REPLY_ACK     (1ull << 3)
 
 typedef struct Front {
     int sock;
@@ -53,56 +42,6 @@ typedef struct Front {
     bool done;                      /* atomic */
 } Front;
 
-/* One message: header, payload, up to one fd. */
-static void send_msg(Front *f, uint32_t req, uint32_t flags,
-                     const void *payload, uint32_t size, int fd)
-{
-    uint32_t hdr[3] = { req, flags, size };
-    struct iovec iov[2] = { { hdr, 12 }, { (void *)payload, size } };
-    char ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
-
-    if (fd >= 0) {
-        struct cmsghdr *c;
-
-        mh.msg_control = ctl;
-        mh.msg_controllen = sizeof(ctl);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    if (sendmsg(f->sock, &mh, 0) != 12 + (ssize_t)size) {
-        perror("sendmsg");
-        exit(1);
-    }
-}
-
-static uint64_t recv_u64(Front *f)      /* a reply: 12 + 8 bytes */
-{
-    uint8_t buf[20];
-
-    if (recv(f->sock, buf, sizeof(buf), MSG_WAITALL) != sizeof(buf)) {
-        perror("recv");
-        exit(1);
-    }
-    return ldq_le_p(buf + 12);
-}
-
-static void send_u64(Front *f, uint32_t req, uint64_t v, int fd)
-{
-    send_msg(f, req, VERSION, &v, sizeof(v), fd);
-}
-
-static void send_state(Front *f, uint32_t req, uint32_t flags,
-                       uint32_t index, uint32_t num)
-{
-    uint32_t st[2] = { index, num };
-
-    send_msg(f, req, flags, st, sizeof(st), -1);
-}
-
 /* [region: setup] */
 static void frontend_setup(Front *f)
 {
@@ -117,29 +56,30 @@ static void frontend_setup(Front *f)
         uint64_t desc, used, avail, log;
     } ring;
 
-    send_msg(f, GET_FEATURES, VERSION, NULL, 0, -1);
-    f->offered = recv_u64(f);
-    send_msg(f, GET_PROTOCOL_FEATURES, VERSION, NULL, 0, -1);
-    send_u64(f, SET_PROTOCOL_FEATURES, recv_u64(f) & PF_REPLY_ACK, -1);
-    send_msg(f, SET_OWNER, VERSION, NULL, 0, -1);
-    send_u64(f, SET_FEATURES, (1ull << VIRTIO_F_VERSION_1) |
+    send_msg(f->sock, GET_FEATURES, VERSION, NULL, 0, -1);
+    f->offered = recv_u64(f->sock);
+    send_msg(f->sock, GET_PROTOCOL_FEATURES, VERSION, NULL, 0, -1);
+    send_u64(f->sock, SET_PROTOCOL_FEATURES,
+             recv_u64(f->sock) & PF_REPLY_ACK, -1);
+    send_msg(f->sock, SET_OWNER, VERSION, NULL, 0, -1);
+    send_u64(f->sock, SET_FEATURES, (1ull << VIRTIO_F_VERSION_1) |
              (1ull << VIRTIO_BLK_F_FLUSH) | F_PROTOCOL_FEATURES, -1);
     /* The RAM: at guest address 0, at OUR address, and its memfd. */
     aiolab_guest_mem_get_regions(f->mem, &r, 1);
     table = (typeof(table)) { 1, 0, 0, r.size, (uintptr_t)f->ram, 0 };
-    send_msg(f, SET_MEM_TABLE, VERSION, &table, sizeof(table), r.fd);
+    send_msg(f->sock, SET_MEM_TABLE, VERSION, &table, sizeof(table), r.fd);
     /* One ring of QSIZE; its addresses are OUR virtual addresses too. */
     aiolab_vring_layout(QSIZE, 0x1000, &d, &a, &u);
     aiolab_vring_init(&f->vr, f->mem, QSIZE, d, a, u, false);
-    send_state(f, SET_VRING_NUM, VERSION, 0, QSIZE);
-    send_state(f, SET_VRING_BASE, VERSION, 0, 0);
+    send_state(f->sock, SET_VRING_NUM, VERSION, 0, QSIZE);
+    send_state(f->sock, SET_VRING_BASE, VERSION, 0, 0);
     ring = (typeof(ring)) { 0, 0, (uintptr_t)f->ram + d,
                             (uintptr_t)f->ram + u, (uintptr_t)f->ram + a, 0 };
-    send_msg(f, SET_VRING_ADDR, VERSION, &ring, sizeof(ring), -1);
-    send_u64(f, SET_VRING_KICK, 0, f->kick);    /* the ring starts */
-    send_u64(f, SET_VRING_CALL, 0, f->call);
-    send_state(f, SET_VRING_ENABLE, VERSION | NEED_REPLY, 0, 1);
-    CHECK_EQ("SET_VRING_ENABLE is acknowledged with 0", recv_u64(f), 0);
+    send_msg(f->sock, SET_VRING_ADDR, VERSION, &ring, sizeof(ring), -1);
+    send_u64(f->sock, SET_VRING_KICK, 0, f->kick);    /* the ring starts */
+    send_u64(f->sock, SET_VRING_CALL, 0, f->call);
+    send_state(f->sock, SET_VRING_ENABLE, VERSION | NEED_REPLY, 0, 1);
+    CHECK_EQ("SET_VRING_ENABLE is acknowledged with 0", recv_u64(f->sock), 0);
 }
 /* [endregion] */
 
@@ -190,7 +130,7 @@ static void *frontend(void *opaque)
     f->status[0] = guest_request(f, VIRTIO_BLK_T_OUT, 0x10000);
     f->status[1] = guest_request(f, VIRTIO_BLK_T_IN, 0x20000);
     f->data_ok = memcmp(f->ram + 0x10000, f->ram + 0x20000, 4096) == 0;
-    send_state(f, GET_VRING_BASE, VERSION, 0, 0);      /* stop the ring */
+    send_state(f->sock, GET_VRING_BASE, VERSION, 0, 0);  /* stop the ring */
     if (recv(f->sock, reply, sizeof(reply), MSG_WAITALL) == sizeof(reply)) {
         f->base = ldl_le_p(reply + 16);
     }

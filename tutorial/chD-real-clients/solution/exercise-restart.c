@@ -20,6 +20,7 @@
  *     /usr/bin/python3 tutorial/check.py -k exercise-restart -v
  */
 #include "../../tutorial.h"
+#include "../vu-wire.h"
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -33,17 +34,6 @@
 #define SOCK     "exercise-restart.sock"
 #define IMAGE    "exercise-restart.img"
 
-enum {
-    GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, SET_MEM_TABLE = 5,
-    SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_BASE = 10,
-    GET_VRING_BASE = 11, SET_VRING_KICK = 12, SET_VRING_CALL = 13,
-    GET_PROTOCOL_FEATURES = 15, SET_PROTOCOL_FEATURES = 16,
-    SET_VRING_ENABLE = 18,
-};
-#define VERSION          1
-#define NEED_REPLY       8
-#define F_PROTOCOL_FEATURES (1ull << 30)
-#define PF_REPLY_ACK     (1ull << 3)
 
 typedef struct Front {
     int sock;
@@ -59,56 +49,6 @@ typedef struct Front {
     bool done;                      /* atomic */
 } Front;
 
-static void send_msg(Front *f, uint32_t req, uint32_t flags,
-                     const void *payload, uint32_t size, int fd)
-{
-    uint32_t hdr[3] = { req, flags, size };
-    struct iovec iov[2] = { { hdr, 12 }, { (void *)payload, size } };
-    char ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
-
-    if (fd >= 0) {
-        struct cmsghdr *c;
-
-        mh.msg_control = ctl;
-        mh.msg_controllen = sizeof(ctl);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    if (sendmsg(f->sock, &mh, 0) != 12 + (ssize_t)size) {
-        perror("sendmsg");
-        exit(1);
-    }
-}
-
-/* A reply: 12 bytes of header and 8 of payload. */
-static uint64_t recv_u64(Front *f)
-{
-    uint8_t buf[20];
-
-    if (recv(f->sock, buf, sizeof(buf), MSG_WAITALL) != sizeof(buf)) {
-        perror("recv");
-        exit(1);
-    }
-    return ldq_le_p(buf + 12);
-}
-
-static void send_u64(Front *f, uint32_t req, uint64_t v, int fd)
-{
-    send_msg(f, req, VERSION, &v, sizeof(v), fd);
-}
-
-static void send_state(Front *f, uint32_t req, uint32_t flags,
-                       uint32_t index, uint32_t num)
-{
-    uint32_t st[2] = { index, num };
-
-    send_msg(f, req, flags, st, sizeof(st), -1);
-}
-
 /* Start ring 0 at avail index @base (QEMU: vhost_virtqueue_start()). */
 static void ring_start(Front *f, uint32_t base)
 {
@@ -118,13 +58,13 @@ static void ring_start(Front *f, uint32_t base)
     } ring = { 0, 0, (uintptr_t)f->ram + f->desc, (uintptr_t)f->ram + f->used,
                (uintptr_t)f->ram + f->avail, 0 };
 
-    send_state(f, SET_VRING_NUM, VERSION, 0, QSIZE);
-    send_state(f, SET_VRING_BASE, VERSION, 0, base);
-    send_msg(f, SET_VRING_ADDR, VERSION, &ring, sizeof(ring), -1);
-    send_u64(f, SET_VRING_KICK, 0, f->kick);
-    send_u64(f, SET_VRING_CALL, 0, f->call);
-    send_state(f, SET_VRING_ENABLE, VERSION | NEED_REPLY, 0, 1);
-    if (recv_u64(f) != 0) {
+    send_state(f->sock, SET_VRING_NUM, VERSION, 0, QSIZE);
+    send_state(f->sock, SET_VRING_BASE, VERSION, 0, base);
+    send_msg(f->sock, SET_VRING_ADDR, VERSION, &ring, sizeof(ring), -1);
+    send_u64(f->sock, SET_VRING_KICK, 0, f->kick);
+    send_u64(f->sock, SET_VRING_CALL, 0, f->call);
+    send_state(f->sock, SET_VRING_ENABLE, VERSION | NEED_REPLY, 0, 1);
+    if (recv_u64(f->sock) != 0) {
         printf("SET_VRING_ENABLE failed\n");
         exit(1);
     }
@@ -134,8 +74,8 @@ static void ring_start(Front *f, uint32_t base)
  * the next avail index it would have taken (vhost_virtqueue_stop()). */
 static uint32_t ring_stop(Front *f)
 {
-    send_state(f, GET_VRING_BASE, VERSION, 0, 0);
-    return (uint32_t)(recv_u64(f) >> 32);   /* { index, num }: num */
+    send_state(f->sock, GET_VRING_BASE, VERSION, 0, 0);
+    return (uint32_t)(recv_u64(f->sock) >> 32);   /* { index, num }: num */
 }
 
 /* [region: exercise] */
@@ -158,16 +98,17 @@ static void frontend_setup(Front *f)
         uint64_t gpa, size, uaddr, mmap_offset;
     } table;
 
-    send_msg(f, GET_FEATURES, VERSION, NULL, 0, -1);
-    recv_u64(f);
-    send_msg(f, GET_PROTOCOL_FEATURES, VERSION, NULL, 0, -1);
-    send_u64(f, SET_PROTOCOL_FEATURES, recv_u64(f) & PF_REPLY_ACK, -1);
-    send_msg(f, SET_OWNER, VERSION, NULL, 0, -1);
-    send_u64(f, SET_FEATURES, (1ull << VIRTIO_F_VERSION_1) |
+    send_msg(f->sock, GET_FEATURES, VERSION, NULL, 0, -1);
+    recv_u64(f->sock);
+    send_msg(f->sock, GET_PROTOCOL_FEATURES, VERSION, NULL, 0, -1);
+    send_u64(f->sock, SET_PROTOCOL_FEATURES,
+             recv_u64(f->sock) & PF_REPLY_ACK, -1);
+    send_msg(f->sock, SET_OWNER, VERSION, NULL, 0, -1);
+    send_u64(f->sock, SET_FEATURES, (1ull << VIRTIO_F_VERSION_1) |
              (1ull << VIRTIO_BLK_F_FLUSH) | F_PROTOCOL_FEATURES, -1);
     aiolab_guest_mem_get_regions(f->mem, &r, 1);
     table = (typeof(table)) { 1, 0, 0, r.size, (uintptr_t)f->ram, 0 };
-    send_msg(f, SET_MEM_TABLE, VERSION, &table, sizeof(table), r.fd);
+    send_msg(f->sock, SET_MEM_TABLE, VERSION, &table, sizeof(table), r.fd);
     aiolab_vring_layout(QSIZE, 0x1000, &f->desc, &f->avail, &f->used);
     aiolab_vring_init(&f->vr, f->mem, QSIZE, f->desc, f->avail, f->used,
                       false);
