@@ -430,6 +430,16 @@ int64_t aiolab_aio_context_compute_timeout(AioContext *ctx)
     return aio_compute_timeout(ctx);
 }
 
+int aiolab_aio_poll_ready(AioContext *ctx)
+{
+    REQUIRE_LIVE(ctx, AIO_CONTEXT_MAGIC, "AioContext");
+    HOME_THREAD_CODE(ctx);
+    if (aio_compute_timeout(ctx) != 0) {
+        return -1;
+    }
+    return aio_poll(ctx, true);
+}
+
 bool aio_bh_has_pending(AioContext *ctx)
 {
     return aio_compute_timeout(ctx) == 0;

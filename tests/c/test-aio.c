@@ -237,6 +237,30 @@ static void test_bh_idle(void)
     qemu_bh_delete(data.bh);
 }
 
+/*
+ * aiolab_aio_poll_ready: polls only when nothing would sleep.  An idle BH
+ * makes the timeout non-zero, so it is left for a real poll.
+ */
+static void test_poll_ready(void)
+{
+    BHTestData data = { .n = 0 }, idle = { .n = 0 };
+
+    setup();
+    data.bh = aio_bh_new(ctx, bh_test_cb, &data);
+    idle.bh = aio_bh_new(ctx, bh_test_cb, &idle);
+    ASSERT_EQ(aiolab_aio_poll_ready(ctx), -1); /* would sleep */
+    qemu_bh_schedule_idle(idle.bh);
+    ASSERT_EQ(aiolab_aio_poll_ready(ctx), -1); /* would wait 10 ms */
+    ASSERT_EQ(idle.n, 0);
+    qemu_bh_schedule(data.bh);
+    ASSERT_EQ(aiolab_aio_poll_ready(ctx), 1); /* ran both */
+    ASSERT_EQ(data.n, 1);
+    ASSERT_EQ(idle.n, 1);
+    ASSERT_EQ(aiolab_aio_poll_ready(ctx), -1);
+    qemu_bh_delete(data.bh);
+    qemu_bh_delete(idle.bh);
+}
+
 static void test_bh_oneshot(void)
 {
     BHTestData data = { .n = 0 };
@@ -795,6 +819,7 @@ static const TestCase tests[] = {
     { "/aio/bh/schedule-three-times", test_bh_schedule_three_times_runs_once },
     { "/aio/bh/order-lifo", test_bh_order_lifo },
     { "/aio/bh/idle", test_bh_idle },
+    { "/aio/bh/poll-ready", test_poll_ready },
     { "/aio/bh/oneshot", test_bh_oneshot },
     { "/aio/bh/nested-poll", test_bh_nested_poll },
     { "/aio/event/add-remove", test_event_add_remove },

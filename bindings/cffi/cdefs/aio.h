@@ -53,6 +53,7 @@ void aiolab_aio_context_get_poll_params(AioContext *ctx, int64_t *max_ns,
                                         int64_t *grow, int64_t *shrink);
 int64_t aiolab_aio_context_get_aio_max_batch(AioContext *ctx);
 int64_t aiolab_aio_context_compute_timeout(AioContext *ctx);
+int aiolab_aio_poll_ready(AioContext *ctx);
 void aiolab_aio_context_set_name(AioContext *ctx, const char *name);
 const char *aiolab_aio_context_get_name(AioContext *ctx);
 const char *aiolab_aio_context_fdmon_name(AioContext *ctx);

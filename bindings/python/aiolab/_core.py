@@ -25,6 +25,9 @@ import weakref
 from ._backend import (B, lib, raw, READ, POLL, POLL_READY, POLL_BEGIN,
                        POLL_END, WRITE)
 
+# Called on every poll(): a module global is one lookup, not two.
+_get_ident = threading.get_ident
+
 # Rule numbers of aiolab_rule_check() (aiolab/debug.h).
 RULE_HOME_THREAD = 0
 RULE_GLOBAL_STATE = 1
@@ -295,14 +298,23 @@ class AioContext:
         if self._pending:
             self._reraise()
         # The home thread never changes: check it once per thread.
-        me = threading.get_ident()
+        me = _get_ident()
         if me != self._checked_thread:
             check_rule(RULE_HOME_THREAD, "aio_poll", ptr)
             self._checked_thread = me
-        if blocking and self._sigwake is not None:
-            progress = self._sigwake.poll(ptr)
+        if not blocking:
+            progress = lib.aio_poll(ptr, False)
         else:
-            progress = lib.aio_poll(ptr, bool(blocking))
+            # Something ready (a BH, an expired timer): this poll will not
+            # sleep and needs no wake-up fd (the busy loop's case, where
+            # swapping the fd twice would double the cost of a poll).
+            progress = lib.aiolab_aio_poll_ready(ptr)
+            if progress >= 0:
+                progress = bool(progress)
+            elif self._sigwake is not None:
+                progress = self._sigwake.poll(ptr)
+            else:
+                progress = lib.aio_poll(ptr, True)
         if self._retired and self._depth == 0:
             self._reap()
         if self._pending or B.interrupted:
@@ -665,7 +677,10 @@ class BH:
 
     def schedule(self):
         """Run the callback soon (qemu_bh_schedule).  Any thread."""
-        lib.qemu_bh_schedule(self._live())
+        ptr = self._ptr                 # _live(), inline: the hot path
+        if ptr is None:
+            self._live()
+        lib.qemu_bh_schedule(ptr)
 
     def schedule_idle(self):
         """Run it within 10 ms; not counted as progress."""
@@ -904,12 +919,8 @@ class _SigWake:
         lib.aio_poll(ctx._ptr, False)       # consume the registration notify
 
     def poll(self, ptr):
-        if lib.aiolab_aio_context_compute_timeout(ptr) == 0:
-            # Something is ready (a BH, an expired timer): this poll will
-            # not sleep, so it needs no wake-up fd (the common case of a
-            # busy loop, where swapping the fd twice would double the cost
-            # of a poll).  Ctrl-C then interrupts the next poll that waits.
-            return lib.aio_poll(ptr, True)
+        """A blocking aio_poll() that may sleep (AioContext.poll() runs
+        the ones that will not without the wake-up fd)."""
         try:
             old = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
         except ValueError:

@@ -382,6 +382,16 @@ AIOLAB_API int64_t aiolab_aio_context_get_aio_max_batch(AioContext *ctx);
 AIOLAB_API int64_t aiolab_aio_context_compute_timeout(AioContext *ctx);
 
 /**
+ * aiolab_aio_poll_ready: one blocking aio_poll() iteration if it would
+ * not sleep (aiolab_aio_context_compute_timeout() is 0); -1, without
+ * polling, if it would.  For a binding that must arm a wake-up before a
+ * poll that sleeps (Python's Ctrl-C): a busy loop then costs it one call
+ * per iteration instead of two.  Returns aio_poll()'s result otherwise.
+ * Context: home thread only.
+ */
+AIOLAB_API int aiolab_aio_poll_ready(AioContext *ctx);
+
+/**
  * aiolab_aio_context_set_name: a name for traces and aiolab_dump_state()
  * ("main", "iohandler", "IO <id>").  Copied.  Context: any thread.
  */
