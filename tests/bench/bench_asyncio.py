@@ -34,19 +34,57 @@ def new_loop(kind):
     return asyncio.new_event_loop()
 
 
-def calibrate(batch, quick, floor_ns=5_000_000):
+def batch_size(batch, floor_ns):
     """Grow n until one batch of n operations takes floor_ns (warming up
-    on the way); then time 3 (quick) or 9 batches: per-op medians."""
+    on the way)."""
     n = 1000
     while batch(n) < floor_ns:
         n *= 2
+    return n
+
+
+def calibrate(batch, quick, floor_ns=5_000_000):
+    """Time 3 (quick) or 9 batches of batch_size(): per-op medians."""
+    n = batch_size(batch, floor_ns)
     nb = 3 if quick else 9
     per = [batch(n) / n for _ in range(nb)]
     return {"value": statistics.median(per), "batches": per,
             "ops_per_batch": n}
 
 
-def row_bh(loop, quick):
+def paired(batches, quick, floor_ns=5_000_000):
+    """Time several implementations batch for batch in one process.
+
+    batches is [(name, batch)]; the first is the one measured, the
+    others its references.  This machine runs in phases a few seconds
+    long in which every Python loop is up to 1.8x slower (the host's
+    doing: tests/bench/README.md, row 9), so figures from separate
+    processes compare whichever phases they drew.  Here the batches run
+    round-robin, A B A B ..., for 0.3 s (quick) or 2 s, and two adjacent
+    batches share the phase.  Returns the first's per-op median as
+    value and, for each reference X, X_paired (its per-op median here)
+    and vs_X: the median over rounds of first / X.
+    """
+    sizes = [batch_size(b, floor_ns) for _, b in batches]
+    per = {name: [] for name, _ in batches}
+    end = time.monotonic() + (0.3 if quick else 2.0)
+    rounds = 0
+    while rounds < 3 or time.monotonic() < end:
+        for (name, b), n in zip(batches, sizes):
+            per[name].append(b(n) / n)
+        rounds += 1
+    first = batches[0][0]
+    out = {"value": statistics.median(per[first]), "batches": per[first],
+           "ops_per_batch": sizes[0], "rounds": rounds}
+    for name, _ in batches[1:]:
+        out[name + "_paired"] = statistics.median(per[name])
+        out["vs_" + name] = statistics.median(
+            a / b for a, b in zip(per[first], per[name]))
+    return out
+
+
+def bh_batch(loop):
+    """A batch(n) function: n callbacks, each call_soon()ing the next."""
     state = {"left": 0}
 
     def cb():
@@ -63,7 +101,11 @@ def row_bh(loop, quick):
         loop.run_forever()
         return time.perf_counter_ns() - t0
 
-    return calibrate(batch, quick)
+    return batch
+
+
+def row_bh(loop, quick):
+    return calibrate(bh_batch(loop), quick)
 
 
 def row_timer(loop, quick):

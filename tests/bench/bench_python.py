@@ -11,6 +11,9 @@ Usage: /usr/bin/python3 tests/bench/bench_python.py ROW IMPL
   IMPL  cffi | swig      aiolab's package (AIOLAB_BINDING), a BH on an
                          AioContext polled from Python (bh) or an IOThread
                          answering the main thread (roundtrip)
+                         (bh: timed batch for batch against asyncio's
+                         call_soon in the same process; the JSON adds
+                         asyncio_paired and vs_asyncio, the median ratio)
         asyncio | uvloop call_soon (bh), call_soon_threadsafe both ways
                          between two loops in two threads (roundtrip)
 
@@ -24,7 +27,7 @@ import time
 from pathlib import Path
 
 # The asyncio side of row 9 is row 1's (one program measures both ways).
-from bench_asyncio import calibrate, new_loop, row_bh
+from bench_asyncio import bh_batch, calibrate, new_loop, paired, row_bh
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -50,6 +53,9 @@ def aiolab_import(binding):
 
 
 def aiolab_bh(aiolab, o):
+    """The aiolab callback timed batch for batch against asyncio's
+    call_soon in this process (paired(): the row's check compares them
+    in the same phase of the machine)."""
     ctx = aiolab.AioContext("bench")
     state = {"left": 0}
     bh = None
@@ -70,7 +76,10 @@ def aiolab_bh(aiolab, o):
             poll(True)
         return time.perf_counter_ns() - t0
 
-    res = calibrate(batch, o["quick"])
+    loop = new_loop("asyncio")
+    res = paired([("aiolab", batch), ("asyncio", bh_batch(loop))],
+                 o["quick"])
+    loop.close()
     bh.delete()
     ctx.close()
     return res
