@@ -77,13 +77,15 @@ def rows(cpu, cpu2, api):
            "aiolab-vm file aio=io_uring, IOThread",
            "-blockdev driver=file,cache.direct=on,aio=io_uring; "
            "guest iodepth=32, interrupts") +
-        [Impl("aiolab-batch4", SCRIPT,
+        [Impl("aiolab-polling", SCRIPT,
               ["vm-file", "vm", "backend=file", "aio=io_uring",
-               "iodepth=32", "aio_max_batch=4", "trace=off"],
-              "aiolab-vm aio-max-batch=4 (trace off)", True, "off",
-              "reported, not checked: -object iothread,aio-max-batch=4, "
-              "at most 4 requests per io_uring_enter() instead of a "
-              "handle pass's 32 (QEMU 9.0's io_uring ignores "
+               "iodepth=32", "guest_poll=always", "poll_max_ns=200000",
+               "aio_max_batch=1", "trace=off"],
+              "aiolab-vm polling (trace off)", True, "off",
+              "reported, not checked: row 22's polling configuration "
+              "(-object iothread,poll-max-ns=200000; -workload "
+              "poll=always) with aio-max-batch=1, one request per "
+              "io_uring_enter() (QEMU 9.0's io_uring ignores "
               "aio-max-batch; README, row 21 note)"),
          Impl("fio", SCRIPT, ["vm-file", "fio", "engine=io_uring",
                               "iodepth=32"],
