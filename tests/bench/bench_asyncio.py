@@ -18,13 +18,11 @@ import statistics
 import sys
 import time
 
+import benchargs
+
 
 def opts(argv):
-    o = {"row": argv[1]}
-    for a in argv[2:]:
-        k, _, v = a.partition("=")
-        o[k] = v
-    return o
+    return benchargs.parse(argv, __doc__, ('row',))
 
 
 def new_loop(kind):

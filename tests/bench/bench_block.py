@@ -47,18 +47,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import benchargs
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def opts(argv):
-    if len(argv) < 3 or argv[1] in ("-h", "--help"):
-        print(__doc__)
-        raise SystemExit(0 if len(argv) > 1 else 2)
-    o = {"row": argv[1], "tool": argv[2]}
-    for a in argv[3:]:
-        k, _, v = a.partition("=")
-        o[k] = v
-    return o
+    return benchargs.parse(argv, __doc__, ('row', 'tool'))
 
 
 def parse_size(s):

@@ -74,6 +74,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import benchargs
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "machine"))
@@ -81,16 +83,7 @@ from qmp import QMPClient  # noqa: E402
 
 
 def opts(argv):
-    if len(argv) < 3 or argv[1] in ("-h", "--help"):
-        print(__doc__)
-        raise SystemExit(0 if len(argv) > 1 else 2)
-    o = {"row": argv[1], "impl": argv[2]}
-    for a in argv[3:]:
-        k, sep, v = a.partition("=")
-        if not sep:
-            raise SystemExit("bench_machine.py: %r is not key=value" % a)
-        o[k] = v
-    return o
+    return benchargs.parse(argv, __doc__, ('row', 'impl'))
 
 
 def runtime(o):

@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchargs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_block import parse_size, scratch_image, warm  # noqa: E402
 
@@ -46,14 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def opts(argv):
-    if len(argv) < 3 or argv[1] in ("-h", "--help"):
-        print(__doc__)
-        raise SystemExit(0 if len(argv) > 1 else 2)
-    o = {"row": argv[1], "server": argv[2]}
-    for a in argv[3:]:
-        k, _, v = a.partition("=")
-        o[k] = v
-    return o
+    return benchargs.parse(argv, __doc__, ('row', 'server'))
 
 
 def server_prog(o):

@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+import benchargs
+
 # The asyncio side of row 9 is row 1's (one program measures both ways).
 from bench_asyncio import bh_batch, calibrate, new_loop, paired, row_bh
 
@@ -33,14 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def opts(argv):
-    if len(argv) < 3 or argv[1] in ("-h", "--help"):
-        print(__doc__)
-        raise SystemExit(0 if len(argv) > 1 else 2)
-    o = {"row": argv[1], "impl": argv[2]}
-    for a in argv[3:]:
-        k, _, v = a.partition("=")
-        o[k] = v
-    return o
+    return benchargs.parse(argv, __doc__, ('row', 'impl'))
 
 
 # --- aiolab -----------------------------------------------------------------

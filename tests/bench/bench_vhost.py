@@ -51,6 +51,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchargs
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
@@ -91,16 +93,7 @@ def cpu_seconds(pid):
 
 
 def opts(argv):
-    if len(argv) < 3 or argv[1] in ("-h", "--help"):
-        print(__doc__)
-        raise SystemExit(0 if len(argv) > 1 else 2)
-    o = {"row": argv[1], "server": argv[2]}
-    for a in argv[3:]:
-        k, sep, v = a.partition("=")
-        if not sep:
-            raise SystemExit("bench_vhost.py: %r is not key=value" % a)
-        o[k] = v
-    return o
+    return benchargs.parse(argv, __doc__, ('row', 'server'))
 
 
 def skip(why):
