@@ -87,6 +87,25 @@ static inline int tut_gettid(void)
     return (int)syscall(SYS_gettid);
 }
 
+/*
+ * A @size-byte scratch file at @path (created or emptied), opened for
+ * reading and writing: the disk image a chapter's daemon serves.  Prints
+ * why and returns NULL when it cannot.
+ */
+static inline FILE *tut_scratch_image(const char *path, off_t size)
+{
+    FILE *f = fopen(path, "w+");
+
+    if (f && ftruncate(fileno(f), size) == 0) {
+        return f;
+    }
+    perror(path);
+    if (f) {
+        fclose(f);
+    }
+    return NULL;
+}
+
 /* CLOCK_MONOTONIC in ns, for the timings a program prints. */
 static inline int64_t tut_now_ns(void)
 {

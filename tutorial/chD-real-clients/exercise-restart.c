@@ -188,9 +188,8 @@ int main(void)
     bql_lock();
     aiolab_trace_set_enabled(true);
     io = iothread_create("io0", &error_abort);
-    img = fopen(IMAGE, "w+");
-    if (!img || ftruncate(fileno(img), 1 << 20) < 0) {
-        perror(IMAGE);
+    img = tut_scratch_image(IMAGE, 1 << 20);
+    if (!img) {
         return 1;
     }
     bdrv_open(NULL, NULL, "driver=file,node-name=disk0,filename=" IMAGE,

@@ -197,9 +197,8 @@ int main(void)
     aiolab_trace_set_enabled(true);
     io = iothread_create("io0", &error_abort);
     io_tid = iothread_get_thread_id(io);
-    img = fopen(IMAGE, "w+");
-    if (!img || ftruncate(fileno(img), DISK) < 0) {
-        perror(IMAGE);
+    img = tut_scratch_image(IMAGE, DISK);
+    if (!img) {
         return 1;
     }
     /* [region: daemon] */

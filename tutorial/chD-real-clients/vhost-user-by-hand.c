@@ -170,8 +170,8 @@ int main(void)
     aiolab_trace_set_enabled(true);
     io = iothread_create("io0", &error_abort);
     io_tid = iothread_get_thread_id(io);
-    img = fopen("vhost-user-by-hand.img", "w+");
-    if (!img || ftruncate(fileno(img), 1 << 20) < 0) {
+    img = tut_scratch_image("vhost-user-by-hand.img", 1 << 20);
+    if (!img) {
         return 1;
     }
     /* [region: daemon] */
