@@ -308,6 +308,7 @@ class AioContext:
             # Something ready (a BH, an expired timer): this poll will not
             # sleep and needs no wake-up fd (the busy loop's case, where
             # swapping the fd twice would double the cost of a poll).
+            # Ctrl-C then interrupts the next poll that waits.
             progress = lib.aiolab_aio_poll_ready(ptr)
             if progress >= 0:
                 progress = bool(progress)
