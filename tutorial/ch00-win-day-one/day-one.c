@@ -110,24 +110,56 @@ static size_t completed_during_holds(const Run *r, int *where)
 }
 /* [endregion] */
 
-/* Which thread ran the queue handler: *@tid, or -1 if several did. */
+/* The first of the @n slices @s that thread @tid has, or NULL. */
+static const ToySlice *first_on(const ToySlice *s, size_t n, int tid)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (s[i].tid == tid) {
+            return &s[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * How many queue handler runs the trace shows, and which thread ran them:
+ * *@tid, or -1 if several did.  *@under_bql: how many of them ran while
+ * their thread held the BQL.  A thread's ring keeps only its newest
+ * events, so a hold that began before them is not in the trace: the runs
+ * before the thread's first recorded hold are left out, not counted as
+ * runs without the BQL.
+ */
 static size_t handlers(const Run *r, int *tid, size_t *under_bql)
 {
-    size_t n, n_held, i;
+    size_t n, n_held, i, judged = 0;
     ToySlice *vq = toy_slices(&r->trace, "virtio_blk_handle_vq", 0, &n);
     ToySlice *held = toy_slices(&r->trace, "bql_held", 0, &n_held);
 
     *tid = n ? vq[0].tid : 0;
     *under_bql = 0;
     for (i = 0; i < n; i++) {
-        const ToySlice *h = toy_inside(held, n_held, vq[i].begin_ns);
+        const ToySlice *first = first_on(held, n_held, vq[i].tid);
+        size_t k;
 
         *tid = vq[i].tid == *tid ? *tid : -1;
-        *under_bql += h && h->tid == vq[i].tid;
+        if (first && vq[i].begin_ns < first->begin_ns) {
+            continue;
+        }
+        judged++;
+        /* This thread's holds only: clocks of two CPUs may differ by a
+         * few ns, so another thread's hold can seem to overlap it. */
+        for (k = 0; k < n_held && held[k].begin_ns <= vq[i].begin_ns; k++) {
+            if (held[k].tid == vq[i].tid && vq[i].begin_ns <= held[k].end_ns) {
+                (*under_bql)++;
+                break;
+            }
+        }
     }
     free(vq);
     free(held);
-    return n;
+    return judged;
 }
 
 int main(void)
