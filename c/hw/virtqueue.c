@@ -104,11 +104,18 @@ static uint8_t *map_area(VirtQueue *vq, uint64_t gpa, uint64_t size,
     return p;
 }
 
+static bool areas_overlap(uint64_t a, uint64_t a_size, uint64_t b,
+                          uint64_t b_size)
+{
+    return a < b + b_size && b < a + a_size;
+}
+
 /* QEMU's virtio_init_region_cache: translate the three areas. */
 int virtio_queue_map_rings(VirtQueue *vq)
 {
     VirtIODevice *vdev = vq->vdev;
     unsigned num = vq->num;
+    uint64_t used_size = vring_used_size(num);
 
     vq->desc_p = vq->avail_p = vq->used_p = NULL;
     if (!vq->desc || !num) {
@@ -118,12 +125,23 @@ int virtio_queue_map_rings(VirtQueue *vq)
         virtio_error(vdev, "Misaligned vring");
         return -EINVAL;
     }
+    /*
+     * aiolab's addition (QEMU maps the areas without this check): the
+     * device writes the used ring, so laid over the avail ring every push
+     * would move avail.idx, and one handle pass would pop forever.
+     */
+    if (areas_overlap(vq->used, used_size, vq->avail, vring_avail_size(num)) ||
+        areas_overlap(vq->used, used_size, vq->desc, vring_desc_size(num))) {
+        virtio_error(vdev, "Used ring overlaps the avail ring or the "
+                           "descriptor table");
+        return -EINVAL;
+    }
     vq->desc_p = map_area(vq, vq->desc, vring_desc_size(num), 16);
     if (!vq->desc_p) {
         virtio_error(vdev, "Cannot map desc");
         return -EFAULT;
     }
-    vq->used_p = map_area(vq, vq->used, vring_used_size(num), 4);
+    vq->used_p = map_area(vq, vq->used, used_size, 4);
     if (!vq->used_p) {
         vq->desc_p = NULL;
         virtio_error(vdev, "Cannot map used");

@@ -722,6 +722,28 @@ static void test_bad_rings(void)
     teardown();
 }
 
+/*
+ * A used ring laid over the avail ring (or the descriptor table) is
+ * refused: each push would move avail.idx, and a handle pass that keeps
+ * finding "new" requests would never end (found by fuzz-virtio-blk).
+ */
+static void test_bad_rings_overlap(void)
+{
+    setup();
+    ASSERT_EQ(virtio_queue_set_rings(env.vdev, 0, RING_BASE + 0x1000,
+                                     RING_BASE + 0x2000, RING_BASE + 0x2000),
+              -EINVAL);
+    assert_broken("Used ring overlaps the avail ring or the descriptor "
+                  "table");
+    teardown();
+    setup();
+    ASSERT_EQ(virtio_queue_set_rings(env.vdev, 0, RING_BASE, RING_BASE + 0x2000,
+                                     RING_BASE + 0x10),
+              -EINVAL);
+    ASSERT_TRUE(aiolab_virtio_device_is_broken(env.vdev));
+    teardown();
+}
+
 /* ------------------------------------------------------------------------
  * Notification suppression
  * ------------------------------------------------------------------------ */
@@ -886,6 +908,7 @@ static const TestCase tests[] = {
     { "/virtqueue/bad/inuse-exceeds-size", test_bad_inuse },
     { "/virtqueue/bad/legacy-no-needs-reset", test_bad_legacy_no_needs_reset },
     { "/virtqueue/bad/rings-outside-ram", test_bad_rings },
+    { "/virtqueue/bad/rings-overlap", test_bad_rings_overlap },
     { "/virtqueue/notify/no-interrupt", test_notify_no_interrupt },
     { "/virtqueue/notify/no-notify", test_notify_no_notify },
     { "/virtqueue/notify/event-idx", test_notify_event_idx },

@@ -439,10 +439,12 @@ AIOLAB_API int virtio_queue_get_max_num(VirtIODevice *vdev, int n);
 /**
  * virtio_queue_set_rings: the guest physical addresses of the three
  * areas (0, 0, 0 tears the queue down).  Each must lie wholly in one
- * guest RAM region and be aligned (desc 16, avail 2, used 4).  If not,
- * the device is broken ("Cannot map desc", "Cannot map avail", "Cannot
- * map used", or "Misaligned vring") and -EFAULT/-EINVAL returned, so a
- * vhost-user export can also drop the client.  Returns 0 on success.
+ * guest RAM region and be aligned (desc 16, avail 2, used 4), and the
+ * used ring, which the device writes, must not overlap the other two.
+ * If not, the device is broken ("Cannot map desc", "Cannot map avail",
+ * "Cannot map used", "Misaligned vring", or "Used ring overlaps the
+ * avail ring or the descriptor table") and -EFAULT/-EINVAL returned, so
+ * a vhost-user export can also drop the client.  Returns 0 on success.
  * Context: the transport (BQL), queue idle.
  */
 AIOLAB_API int virtio_queue_set_rings(VirtIODevice *vdev, int n,
