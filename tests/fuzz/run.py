@@ -194,9 +194,11 @@ def fuzz(targets, secs):
 
 # --------------------------------------------------------------------------
 # Seeds: well-formed and malformed rings, in the layout of fuzz-common.h.
-# desc table at 0x0, avail at 0x400, used at 0x800, buffers from 0x1000.
+# desc table at 0x400, avail at 0x800, used at 0xc00, buffers from 0x1000.
+# (A descriptor table at guest address 0 would mean "no queue":
+# virtio_queue_map_rings().)
 # --------------------------------------------------------------------------
-DESC, AVAIL, USED = 0x0, 0x400, 0x800
+DESC, AVAIL, USED = 0x400, 0x800, 0xc00
 F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
 T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, T_WZ = 0, 1, 4, 8, 11, 13
 
@@ -254,9 +256,9 @@ class Image:
         self.put(AVAIL + 2, struct.pack("<H", len(self.heads)))
         self.put(AVAIL + 4 + 2 * num, struct.pack("<H", used_event))
 
-    def input(self, flags=0, qlog=6, last_avail=0, params=b""):
+    def input(self, flags=0, qlog=6, last_avail=0, params=b"", used=USED):
         hdr = struct.pack("<BBHIII", flags, qlog, last_avail, DESC, AVAIL,
-                          USED)
+                          used)
         # Trailing zeros are implied: the target zero-fills guest RAM.
         return hdr + params.ljust(16, b"\0") + bytes(self.b).rstrip(b"\0")
 
@@ -326,6 +328,18 @@ def blk_seeds():
         im.heads.append(0)
     one("indirect", indirect, flags=2)
     one("event-idx", merge, flags=1)
+
+    # The used ring laid over a 2-entry avail ring: every push moves
+    # avail.idx one past the pop, and the used entries it writes (id 0)
+    # leave every avail entry naming head 0, a valid chain, so the handle
+    # pass never ended until set-up refused the layout (fuzz-virtio-blk
+    # found it).
+    im = Image()
+    hdr, buf = im.alloc(16), im.alloc(21)     # two descriptors: num is 2
+    im.put(hdr, struct.pack("<IIQ", T_GET_ID, 0, 0))
+    im.chain([(hdr, 16, False), (buf, 21, True)])
+    im.publish(num=2)
+    s["bad-rings-overlap"] = im.input(qlog=1, used=AVAIL)
     one("no-interrupt", merge, flags=4)
     one("wrapped-index", lambda im: im.blk(T_IN, 0, 512), last_avail=65535)
 
