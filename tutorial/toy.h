@@ -241,18 +241,30 @@ static inline ToySlice *toy_slices(const ToyTrace *t, const char *name,
     return out;
 }
 
-/* toy_inside: is time @ts inside one of the @n slices @s (any thread)? */
-static inline const ToySlice *toy_inside(const ToySlice *s, size_t n,
-                                         int64_t ts)
+/*
+ * toy_inside_on: the one of the @n slices @s on thread @tid (0: any
+ * thread) that time @ts is inside, or NULL.  Ask for the thread you mean:
+ * the clocks of two CPUs can differ by a few ns, so one thread's slice
+ * can seem to overlap the next holder's (the BQL's hand-over).
+ */
+static inline const ToySlice *toy_inside_on(const ToySlice *s, size_t n,
+                                            int64_t ts, int tid)
 {
     size_t i;
 
     for (i = 0; i < n && s[i].begin_ns <= ts; i++) {
-        if (ts <= s[i].end_ns) {
+        if ((!tid || s[i].tid == tid) && ts <= s[i].end_ns) {
             return &s[i];
         }
     }
     return NULL;
+}
+
+/* toy_inside: is time @ts inside one of the @n slices @s (any thread)? */
+static inline const ToySlice *toy_inside(const ToySlice *s, size_t n,
+                                         int64_t ts)
+{
+    return toy_inside_on(s, n, ts, 0);
 }
 
 /* toy_thread_name: the name the trace gives thread @tid. */

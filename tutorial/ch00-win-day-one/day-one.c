@@ -141,21 +141,13 @@ static size_t handlers(const Run *r, int *tid, size_t *under_bql)
     *under_bql = 0;
     for (i = 0; i < n; i++) {
         const ToySlice *first = first_on(held, n_held, vq[i].tid);
-        size_t k;
-
         *tid = vq[i].tid == *tid ? *tid : -1;
         if (first && vq[i].begin_ns < first->begin_ns) {
             continue;
         }
         judged++;
-        /* This thread's holds only: clocks of two CPUs may differ by a
-         * few ns, so another thread's hold can seem to overlap it. */
-        for (k = 0; k < n_held && held[k].begin_ns <= vq[i].begin_ns; k++) {
-            if (held[k].tid == vq[i].tid && vq[i].begin_ns <= held[k].end_ns) {
-                (*under_bql)++;
-                break;
-            }
-        }
+        *under_bql += toy_inside_on(held, n_held, vq[i].begin_ns, vq[i].tid) !=
+                      NULL;
     }
     free(vq);
     free(held);

@@ -33,9 +33,7 @@ static size_t count_under(const ToySlice *s, size_t n, const ToySlice *held,
     size_t i, k = 0;
 
     for (i = 0; i < n; i++) {
-        const ToySlice *h = toy_inside(held, n_held, s[i].begin_ns);
-
-        k += h && h->tid == s[i].tid;
+        k += toy_inside_on(held, n_held, s[i].begin_ns, s[i].tid) != NULL;
     }
     return k;
 }

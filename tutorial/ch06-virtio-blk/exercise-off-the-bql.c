@@ -31,13 +31,10 @@ static size_t under_bql(const ToyTrace *t, const char *name, char phase)
     ToySlice *held = toy_slices(t, "bql_held", 0, &n_held);
 
     for (i = 0; i < t->n; i++) {
-        const ToySlice *h;
-
         if (t->r[i].phase != phase || strcmp(t->r[i].name, name)) {
             continue;
         }
-        h = toy_inside(held, n_held, t->r[i].ts_ns);
-        k += h && h->tid == t->r[i].tid;
+        k += toy_inside_on(held, n_held, t->r[i].ts_ns, t->r[i].tid) != NULL;
     }
     free(held);
     return k;

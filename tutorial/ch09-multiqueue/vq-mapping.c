@@ -26,13 +26,12 @@ static void handlers(const ToyTrace *t, int tid[QUEUES], bool *under_bql)
     memset(tid, 0, QUEUES * sizeof(int));
     *under_bql = false;
     for (i = 0; i < n; i++) {
-        int q = (int)vq[i].arg;             /* the queue's index */
-        const ToySlice *h = toy_inside(held, n_held, vq[i].begin_ns);
-
+        int q = (int)vq[i].arg; /* the queue's index */
         if (q >= 0 && q < QUEUES) {
             tid[q] = !tid[q] || tid[q] == vq[i].tid ? vq[i].tid : -1;
         }
-        *under_bql |= h && h->tid == vq[i].tid;
+        *under_bql |= toy_inside_on(held, n_held, vq[i].begin_ns, vq[i].tid) !=
+                      NULL;
     }
     free(vq);
     free(held);
